@@ -1,1 +1,41 @@
-//! libfleets
+//! libfleets: a device-side client of the EMQX Fleets ThingDatas HTTPS API.
+//!
+//! Two layers:
+//! - this safe Rust API ([`Client`], [`Config`], [`Error`]), which owns all logic:
+//!   validation, request building, authentication, response classification;
+//! - [`ffi`], a thin C ABI over it (`include/fleets.h`) that only converts arguments and
+//!   results.
+//!
+//! ```no_run
+//! let config = fleets::Config::new("https://fleets.example.com", "ak_key", "secret")?;
+//! let client = fleets::Client::new(&config)?;
+//! client.report_shadow("thermostat-001", r#"{"temperature":21.5}"#, Default::default())?;
+//! # Ok::<(), fleets::Error>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+pub mod ffi;
+pub mod json;
+pub mod last_call;
+mod response;
+mod validate;
+mod wire;
+
+pub use client::{
+    Client, Event, ReportOptions, INPUT_BUFFER_BYTES, MAX_IDLE_AGE, MAX_IDLE_CONNECTIONS,
+    MAX_RESPONSE_HEADER_BYTES, OUTPUT_BUFFER_BYTES,
+};
+pub use config::{
+    Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
+};
+pub use error::{Error, ErrorCode, Result};
+pub use response::Response;
+pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
+pub use wire::{ExecutionStatus, Severity};
+
+/// The library version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,376 @@
+//! The client: one connection pool per client, shared by all threads, and the eight
+//! ThingDatas calls.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ureq::http::{header, HeaderValue, Uri};
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::Agent;
+use zeroize::Zeroizing;
+
+use crate::config::{Config, TrustAnchors};
+use crate::error::{Error, Result};
+use crate::response::{self, Response};
+use crate::validate::{self, JsonObject};
+use crate::wire::{self, ExecutionStatus, Severity};
+
+/// Bytes buffered per connection for reading responses (TLS records are decrypted by rustls
+/// into its own buffers; this holds HTTP framing and body chunks).
+pub const INPUT_BUFFER_BYTES: usize = 16 * 1024;
+/// Bytes buffered per connection for writing requests.
+pub const OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
+/// Largest response header block accepted.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 8 * 1024;
+/// Idle keep-alive connections kept per client (one per thread that calls at once).
+pub const MAX_IDLE_CONNECTIONS: usize = 8;
+/// How long an idle connection is kept for reuse.
+pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+
+/// Options of [`Client::report_shadow`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportOptions<'a> {
+    /// Echoed back by the server for correlation (at most 64 printable ASCII bytes).
+    pub client_token: Option<&'a str>,
+    /// Expected current shadow version for optimistic locking; 0 auto-increments.
+    pub version: u64,
+}
+
+/// An event for [`Client::publish_event`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Event<'a> {
+    /// Event type, e.g. `"highTemperature"` (required, 1 to 256 bytes).
+    pub event_type: &'a str,
+    /// Severity; `None` leaves it out.
+    pub severity: Option<Severity>,
+    /// Unix milliseconds; 0 means now.
+    pub timestamp_ms: i64,
+    /// Event data, a JSON object.
+    pub data_json: Option<&'a str>,
+    /// Application identifier for multi-app deployments.
+    pub app_id: Option<&'a str>,
+}
+
+/// A device-side client of the ThingDatas API. Cheap to share: `&Client` may be used from many
+/// threads at once; connections are pooled and kept alive between calls.
+pub struct Client {
+    agent: Agent,
+    base: String,
+    report_uri: Uri,
+    events_uri: Uri,
+    command_response_uri: Uri,
+    jobs_get_uri: Uri,
+    jobs_start_next_uri: Uri,
+    authorization: HeaderValue,
+    secret: Zeroizing<String>,
+    max_response_bytes: usize,
+}
+
+impl Client {
+    /// Builds a client from a configuration. No connection is made until the first call.
+    pub fn new(config: &Config) -> Result<Client> {
+        let roots = match &config.trust {
+            TrustAnchors::BundledMozilla => RootCerts::WebPki,
+            TrustAnchors::Pem(certs) => RootCerts::Specific(certs.clone()),
+        };
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(roots)
+            .use_sni(true)
+            .disable_verification(false)
+            .build();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(config.endpoint.base.starts_with("https://"))
+            .tls_config(tls)
+            // Proxies are never picked up implicitly from the environment.
+            .proxy(None)
+            .no_delay(true)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("libfleets/", env!("CARGO_PKG_VERSION")))
+            .accept("application/json")
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .max_response_header_size(MAX_RESPONSE_HEADER_BYTES)
+            .input_buffer_size(INPUT_BUFFER_BYTES)
+            .output_buffer_size(OUTPUT_BUFFER_BYTES)
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
+            .max_idle_age(MAX_IDLE_AGE)
+            .build()
+            .new_agent();
+
+        let base = config.endpoint.base.clone();
+        let uri = |path: &str| -> Result<Uri> {
+            format!("{base}{path}").parse().map_err(|_| {
+                Error::invalid_config(format!("endpoint {base:?} does not form valid URLs"))
+            })
+        };
+        Ok(Client {
+            report_uri: uri("/api/v1/thing-datas/shadow/reported")?,
+            events_uri: uri("/api/v1/thing-datas/events")?,
+            command_response_uri: uri("/api/v1/thing-datas/command/response")?,
+            jobs_get_uri: uri("/api/v1/thing-datas/jobs/get")?,
+            jobs_start_next_uri: uri("/api/v1/thing-datas/jobs/start-next")?,
+            authorization: basic_authorization(&config.api_key, &config.api_secret),
+            secret: config.api_secret.clone(),
+            agent,
+            base,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// `POST /api/v1/thing-datas/shadow/reported`: reports state (`reported_json`, a JSON
+    /// object).
+    pub fn report_shadow(
+        &self,
+        thing_name: &str,
+        reported_json: &str,
+        options: ReportOptions<'_>,
+    ) -> Result<Response> {
+        let body = wire::ShadowReport {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            state: wire::ReportedState {
+                reported: JsonObject::parse("reported_json", reported_json)?,
+            },
+            client_token: validate::client_token(options.client_token)?,
+            version: (options.version != 0).then_some(options.version),
+        };
+        self.post(self.report_uri.clone(), &body)
+    }
+
+    /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
+    pub fn get_shadow(&self, thing_name: &str) -> Result<Response> {
+        let thing_name = validate::identifier("thing_name", thing_name)?;
+        let uri = self.uri(&format!("/api/v1/thing-datas/{thing_name}/shadow"))?;
+        let request = self
+            .agent
+            .get(uri)
+            .header(header::AUTHORIZATION, self.authorization.clone());
+        self.finish(request.call())
+    }
+
+    /// `POST /api/v1/thing-datas/events`.
+    pub fn publish_event(&self, thing_name: &str, event: Event<'_>) -> Result<Response> {
+        let body = wire::EventBody {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            event_type: validate::label("event_type", event.event_type)?,
+            severity: event.severity,
+            timestamp: timestamp_or_now(event.timestamp_ms, "timestamp_ms", unix_millis)?,
+            data: JsonObject::parse_opt("data_json", event.data_json)?,
+            app_id: event
+                .app_id
+                .map(|a| validate::label("app_id", a))
+                .transpose()?,
+        };
+        self.post(self.events_uri.clone(), &body)
+    }
+
+    /// `POST /api/v1/thing-datas/command/response`; `timestamp` in Unix seconds, 0 = now.
+    pub fn respond_command(
+        &self,
+        thing_name: &str,
+        execution_id: &str,
+        status: ExecutionStatus,
+        result_json: Option<&str>,
+        timestamp: i64,
+    ) -> Result<Response> {
+        let body = wire::CommandResponse {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            execution_id: validate::identifier("execution_id", execution_id)?,
+            status,
+            result: JsonObject::parse_opt("result_json", result_json)?,
+            timestamp: timestamp_or_now(timestamp, "timestamp", unix_seconds)?,
+        };
+        self.post(self.command_response_uri.clone(), &body)
+    }
+
+    /// `POST /api/v1/thing-datas/jobs/get`: in-progress and queued job summaries.
+    pub fn get_pending_jobs(
+        &self,
+        thing_name: &str,
+        client_token: Option<&str>,
+    ) -> Result<Response> {
+        let body = wire::JobsQuery {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            client_token: validate::client_token(client_token)?,
+        };
+        self.post(self.jobs_get_uri.clone(), &body)
+    }
+
+    /// `POST /api/v1/thing-datas/jobs/start-next`; `step_timeout_minutes` 0 leaves it out.
+    /// The answer is `{}` when nothing is pending.
+    pub fn start_next_job(
+        &self,
+        thing_name: &str,
+        status_details_json: Option<&str>,
+        step_timeout_minutes: u32,
+        client_token: Option<&str>,
+    ) -> Result<Response> {
+        let body = wire::StartNextJob {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
+            step_timeout_in_minutes: (step_timeout_minutes != 0).then_some(step_timeout_minutes),
+            client_token: validate::client_token(client_token)?,
+        };
+        self.post(self.jobs_start_next_uri.clone(), &body)
+    }
+
+    /// `POST /api/v1/thing-datas/jobs/{jobId}/get`: one job execution with its document.
+    pub fn describe_job(
+        &self,
+        thing_name: &str,
+        job_id: &str,
+        client_token: Option<&str>,
+    ) -> Result<Response> {
+        let body = wire::JobsQuery {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            client_token: validate::client_token(client_token)?,
+        };
+        let job_id = validate::identifier("job_id", job_id)?;
+        let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/get"))?;
+        self.post(uri, &body)
+    }
+
+    /// `POST /api/v1/thing-datas/jobs/{jobId}/update`; `expected_version` 0 leaves it out.
+    pub fn update_job(
+        &self,
+        thing_name: &str,
+        job_id: &str,
+        status: ExecutionStatus,
+        status_details_json: Option<&str>,
+        expected_version: u64,
+        client_token: Option<&str>,
+    ) -> Result<Response> {
+        let body = wire::JobUpdate {
+            thing_name: validate::identifier("thing_name", thing_name)?,
+            status,
+            status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
+            expected_version: (expected_version != 0).then_some(expected_version),
+            client_token: validate::client_token(client_token)?,
+        };
+        let job_id = validate::identifier("job_id", job_id)?;
+        let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?;
+        self.post(uri, &body)
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri> {
+        // Path segments were validated as identifiers, so this only fails on a library bug.
+        format!("{}{path}", self.base)
+            .parse()
+            .map_err(|_| Error::new(crate::ErrorCode::Internal, "could not form request URL"))
+    }
+
+    fn post<B: serde::Serialize>(&self, uri: Uri, body: &B) -> Result<Response> {
+        let json = serde_json::to_vec(body).map_err(|e| {
+            Error::new(crate::ErrorCode::Internal, format!("encoding request: {e}"))
+        })?;
+        let request = self
+            .agent
+            .post(uri)
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        self.finish(request.send(&json[..]))
+    }
+
+    fn finish(
+        &self,
+        sent: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Response> {
+        let outcome = sent
+            .and_then(|mut response| {
+                let status = response.status().as_u16();
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response
+                    .body_mut()
+                    .with_config()
+                    .limit(self.max_response_bytes as u64)
+                    .read_to_vec()?;
+                Ok((status, location, body))
+            })
+            .map_err(|e| response::transport_error(e, self.max_response_bytes))
+            .and_then(|(status, location, body)| {
+                response::classify(status, location.as_deref(), body)
+            });
+        outcome.map_err(|e| self.scrub(e))
+    }
+
+    /// Defence in depth: no error leaves the client with the secret in its message.
+    fn scrub(&self, err: Error) -> Error {
+        if err.message().contains(self.secret.as_str()) {
+            Error::new(
+                err.code(),
+                err.message().replace(self.secret.as_str(), "<redacted>"),
+            )
+        } else {
+            err
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `Authorization` header value. Its bytes live in a buffer that is zeroed when the last
+/// clone is dropped; requests share it without copying.
+fn basic_authorization(api_key: &str, api_secret: &str) -> HeaderValue {
+    // Capacities are exact so that no reallocation leaves an unzeroed copy behind.
+    let mut credentials =
+        Zeroizing::new(String::with_capacity(api_key.len() + 1 + api_secret.len()));
+    credentials.push_str(api_key);
+    credentials.push(':');
+    credentials.push_str(api_secret);
+    let mut value = Zeroizing::new(String::with_capacity(6 + credentials.len().div_ceil(3) * 4));
+    value.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(credentials.as_bytes(), &mut value);
+    let bytes = bytes::Bytes::from_owner(ZeroizedBytes(Zeroizing::new(
+        std::mem::take(&mut *value).into_bytes(),
+    )));
+    let mut header = HeaderValue::from_maybe_shared(bytes)
+        .expect("base64 and an ASCII prefix are valid header bytes");
+    header.set_sensitive(true);
+    header
+}
+
+struct ZeroizedBytes(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for ZeroizedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn timestamp_or_now(value: i64, what: &str, now: fn() -> i64) -> Result<i64> {
+    match value {
+        0 => Ok(now()),
+        v if v < 0 => Err(Error::invalid_argument(format!(
+            "{what} must not be negative"
+        ))),
+        v => Ok(v),
+    }
+}
+
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn unix_millis() -> i64 {
+    i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn unix_seconds() -> i64 {
+    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,18 @@
+//! The C ABI: a thin layer that converts C arguments, calls the safe API and writes results.
+//!
+//! Every function goes through the helpers of [`boundary`], which do all pointer checks and
+//! catch panics, so no panic crosses into C. No request logic lives here.
+#![allow(non_camel_case_types)]
+
+mod boundary;
+mod calls;
+mod client;
+mod json;
+mod library;
+mod types;
+
+pub use calls::*;
+pub use client::*;
+pub use json::*;
+pub use library::*;
+pub use types::*;

@@ -1,0 +1,199 @@
+//! Turning what came back (a response or a transport failure) into a `Response` or an
+//! `Error` with the right code and a message that names the phase that failed.
+
+use std::io;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// A successful (2xx) response whose body is empty or JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    body: String,
+}
+
+impl Response {
+    /// The HTTP status (2xx).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The JSON body as received (may be empty).
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> String {
+        self.body
+    }
+
+    /// Deserialises the body.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_str(&self.body).map_err(|e| {
+            Error::new(
+                ErrorCode::BadResponse,
+                format!("response body does not have the expected shape: {e}"),
+            )
+        })
+    }
+}
+
+/// The `{"code","message"}` body Fleets sends with an error status.
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// Classifies a received response by status and body.
+pub(crate) fn classify(status: u16, location: Option<&str>, body: Vec<u8>) -> Result<Response> {
+    let body = match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) if (200..300).contains(&status) => {
+            return Err(Error::http(
+                ErrorCode::BadResponse,
+                status,
+                format!("HTTP {status}: response body is not UTF-8 text"),
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            ))
+        }
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    if (200..300).contains(&status) {
+        if !body.trim().is_empty() && serde_json::from_str::<IgnoredAny>(&body).is_err() {
+            return Err(Error::http(
+                ErrorCode::BadResponse,
+                status,
+                format!("HTTP {status}: response body is not JSON"),
+                body,
+            ));
+        }
+        return Ok(Response { status, body });
+    }
+    let message = if (300..400).contains(&status) {
+        format!(
+            "HTTP {status}: redirect to {} not followed (credentials are only sent to the configured endpoint)",
+            location.unwrap_or("<no Location header>")
+        )
+    } else {
+        match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(ErrorBody {
+                code: Some(code),
+                message,
+            }) => format!(
+                "HTTP {status} from server: {code}: {}",
+                message.as_deref().unwrap_or("(no message)")
+            ),
+            _ => format!("HTTP {status} from server"),
+        }
+    };
+    Err(Error::http(
+        ErrorCode::from_http_status(status),
+        status,
+        message,
+        body,
+    ))
+}
+
+/// Classifies a failure that produced no usable response.
+pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error {
+    use ureq::Error as U;
+    match err {
+        U::Timeout(phase) => Error::new(
+            ErrorCode::Timeout,
+            format!("timed out: {phase} deadline expired"),
+        ),
+        U::HostNotFound => Error::new(ErrorCode::Connect, "DNS: host not found"),
+        U::ConnectionFailed => Error::new(ErrorCode::Connect, "connect: connection failed"),
+        U::Io(e) => io_error(e),
+        U::Tls(why) => Error::new(ErrorCode::Tls, format!("TLS: {why}")),
+        U::Rustls(e) => Error::new(ErrorCode::Tls, format!("TLS: {e}")),
+        U::BodyExceedsLimit(_) => Error::new(
+            ErrorCode::BadResponse,
+            format!("response body exceeds the limit of {response_limit} bytes"),
+        ),
+        U::LargeResponseHeader(got, limit) => Error::new(
+            ErrorCode::BadResponse,
+            format!("response headers too large ({got} bytes, limit {limit})"),
+        ),
+        U::Protocol(e) => Error::new(
+            ErrorCode::Io,
+            format!("malformed HTTP response or connection closed early: {e}"),
+        ),
+        other => Error::new(ErrorCode::Io, format!("HTTP transport: {other}")),
+    }
+}
+
+fn io_error(e: io::Error) -> Error {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return Error::new(ErrorCode::Tls, format!("TLS handshake failed: {tls}"));
+    }
+    let code = match e.kind() {
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::AddrNotAvailable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable => {
+            return Error::new(ErrorCode::Connect, format!("connect: {e}"))
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorCode::Timeout,
+        _ => ErrorCode::Io,
+    };
+    Error::new(code, format!("connection: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_hundreds_must_be_json_or_empty() {
+        assert!(classify(200, None, b"{\"a\":1}".to_vec()).is_ok());
+        assert!(classify(204, None, Vec::new()).is_ok());
+        let err = classify(200, None, b"<html>".to_vec()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadResponse);
+        assert_eq!(err.body(), Some("<html>"));
+        assert_eq!(
+            classify(200, None, vec![0xff, b'{']).unwrap_err().code(),
+            ErrorCode::BadResponse
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_codes_with_server_reason() {
+        let err = classify(
+            409,
+            None,
+            br#"{"code":"VersionConflict","message":"expected 3"}"#.to_vec(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Conflict);
+        assert_eq!(err.http_status(), 409);
+        assert!(err.message().contains("VersionConflict: expected 3"));
+        for (status, code) in [
+            (400, ErrorCode::BadRequest),
+            (401, ErrorCode::Unauthorized),
+            (403, ErrorCode::Forbidden),
+            (404, ErrorCode::NotFound),
+            (413, ErrorCode::PayloadTooLarge),
+            (429, ErrorCode::RateLimited),
+            (503, ErrorCode::Server),
+            (418, ErrorCode::Http),
+        ] {
+            assert_eq!(classify(status, None, Vec::new()).unwrap_err().code(), code);
+        }
+    }
+
+    #[test]
+    fn redirects_name_the_location() {
+        let err = classify(302, Some("https://elsewhere.example/x"), Vec::new()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Http);
+        assert!(err.message().contains("https://elsewhere.example/x"));
+    }
+}
