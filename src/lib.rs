@@ -15,14 +15,22 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+/// cbindgen:ignore
 mod client;
+/// cbindgen:ignore
 mod config;
+/// cbindgen:ignore
 mod error;
 pub mod ffi;
+/// cbindgen:ignore
 pub mod json;
+/// cbindgen:ignore
 pub mod last_call;
+/// cbindgen:ignore
 mod response;
+/// cbindgen:ignore
 mod validate;
+/// cbindgen:ignore
 mod wire;
 
 pub use client::{
