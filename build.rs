@@ -7,5 +7,9 @@ fn main() {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libfleets.so.{major}");
     }
+    // The C test programs (tests/c_programs.rs) are compiled for the same target.
+    if let Ok(target) = std::env::var("TARGET") {
+        println!("cargo:rustc-env=FLEETS_BUILD_TARGET={target}");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }
