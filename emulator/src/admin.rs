@@ -1,0 +1,285 @@
+//! The admin API under `/admin/v1` (Bearer admin token): things, desired state, commands,
+//! jobs, faults, clock, stats, reset.
+
+use crate::error::ApiError;
+use crate::faults::FaultRule;
+use crate::http::{self, Body};
+use crate::routes::constant_time_eq;
+use crate::server::App;
+use crate::validate::{self as v, Obj};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response};
+use serde_json::{json, Map, Value};
+
+/// Prefix of every admin endpoint.
+pub const PREFIX: &str = "/admin/v1/";
+
+fn check_bearer(headers: &hyper::HeaderMap, token: &str) -> Result<(), ApiError> {
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(401, "Unauthorized", "invalid admin token")),
+        None => Err(ApiError::new(
+            401,
+            "Unauthorized",
+            "missing admin token (Authorization: Bearer <admin token>)",
+        )),
+    }
+}
+
+fn method_not_allowed(allowed: &'static str) -> ApiError {
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        format!("method not allowed; use {allowed}"),
+    )
+    .with("allow", json!(allowed))
+}
+
+fn unknown_thing(name: &str) -> ApiError {
+    ApiError::not_found(format!("thing `{name}` is not registered"))
+}
+
+/// Handles one `/admin/v1/...` request.
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    app.state().count_admin_request();
+    if let Err(e) = check_bearer(req.headers(), &app.admin_token) {
+        let mut r = http::error(&e, None);
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"fleets-emulator-admin\""),
+        );
+        return r;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let segs: Vec<String> = path
+        .strip_prefix(PREFIX)
+        .unwrap_or("")
+        .split('/')
+        .map(http::percent_decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let body: Obj = if method == Method::POST || method == Method::PUT {
+        match http::read_object(req, app.max_body).await {
+            Ok(b) => b.unwrap_or_default(),
+            Err(e) => return http::error(&e, None),
+        }
+    } else {
+        Map::new()
+    };
+    match route(app, &method, &segs, &body) {
+        Ok(v) => http::json(200, &v),
+        Err(e) => {
+            let mut r = http::error(&e, None);
+            if let Some(Value::String(allow)) = e.extra.get("allow") {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    r.headers_mut().insert(ALLOW, v);
+                }
+            }
+            r
+        }
+    }
+}
+
+fn route(app: &App, method: &Method, segs: &[&str], body: &Obj) -> Result<Value, ApiError> {
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let put = *method == Method::PUT;
+    match segs {
+        ["things"] if get => Ok(json!({"things": app.state().thing_names()})),
+        ["things"] => Err(method_not_allowed("GET")),
+        ["things", name] if put => {
+            v::check_identifier("thingName", name)?;
+            let created = app.state().register(name);
+            Ok(json!({"thingName": name, "created": created}))
+        }
+        ["things", name] if get => {
+            let st = app.state();
+            let t = st.thing(name).ok_or_else(|| unknown_thing(name))?;
+            Ok(json!({"thingName": name, "shadow": t.shadow_json()}))
+        }
+        ["things", _] => Err(method_not_allowed("GET, PUT")),
+        ["things", name, "shadow"] if get => {
+            let st = app.state();
+            Ok(st
+                .thing(name)
+                .ok_or_else(|| unknown_thing(name))?
+                .shadow_json())
+        }
+        ["things", _, "shadow"] => Err(method_not_allowed("GET")),
+        ["things", name, "shadow", "desired"] if put => {
+            v::check_identifier("thingName", name)?;
+            app.state().set_desired(name, &Value::Object(body.clone()))
+        }
+        ["things", _, "shadow", "desired"] => Err(method_not_allowed("PUT")),
+        ["things", name, "shadow", "history"] if get => {
+            let h = app
+                .state()
+                .history(name)
+                .ok_or_else(|| unknown_thing(name))?;
+            Ok(json!({"thingName": name, "history": h}))
+        }
+        ["things", _, "shadow", "history"] => Err(method_not_allowed("GET")),
+        ["things", name, "events"] if get => {
+            let e = app
+                .state()
+                .events(name)
+                .ok_or_else(|| unknown_thing(name))?;
+            Ok(json!({"thingName": name, "events": e}))
+        }
+        ["things", _, "events"] => Err(method_not_allowed("GET")),
+        ["things", name, "commands"] if get => {
+            let c = app
+                .state()
+                .commands(name)
+                .ok_or_else(|| unknown_thing(name))?;
+            Ok(json!({"thingName": name, "commands": c}))
+        }
+        ["things", name, "commands"] if post => {
+            v::check_identifier("thingName", name)?;
+            create_command(app, name, body)
+        }
+        ["things", _, "commands"] => Err(method_not_allowed("GET, POST")),
+        ["things", name, "commands", id] if get => app.state().command(name, id).ok_or_else(|| {
+            ApiError::not_found(format!("no command execution `{id}` for thing `{name}`"))
+        }),
+        ["things", _, "commands", _] => Err(method_not_allowed("GET")),
+        ["jobs"] if get => Ok(json!({"jobs": app.state().job_list()})),
+        ["jobs"] if post => create_job(app, body),
+        ["jobs"] => Err(method_not_allowed("GET, POST")),
+        ["jobs", id] if get => app
+            .state()
+            .job(id)
+            .ok_or_else(|| ApiError::not_found(format!("job `{id}` does not exist"))),
+        ["jobs", _] => Err(method_not_allowed("GET")),
+        ["jobs", id, "things", name] if get => {
+            app.state().job_execution(id, name).ok_or_else(|| {
+                ApiError::not_found(format!("thing `{name}` has no execution of job `{id}`"))
+            })
+        }
+        ["jobs", _, "things", _] => Err(method_not_allowed("GET")),
+        ["jobs", id, "cancel"] if post => {
+            let mut st = app.state();
+            if st.cancel_job(id) {
+                Ok(st.job(id).unwrap_or(Value::Null))
+            } else {
+                Err(ApiError::not_found(format!("job `{id}` does not exist")))
+            }
+        }
+        ["jobs", _, "cancel"] => Err(method_not_allowed("POST")),
+        ["faults"] if get => Ok(json!({"faults": app.state().faults()})),
+        ["faults"] if *method == Method::DELETE => {
+            app.state().clear_faults();
+            Ok(json!({"faults": []}))
+        }
+        ["faults"] if post => {
+            let rule = serde_json::from_value::<FaultRule>(Value::Object(body.clone()))
+                .map_err(|e| ApiError::invalid(format!("invalid fault rule: {e}")))?;
+            rule.validate()
+                .map_err(|e| ApiError::invalid(format!("invalid fault rule: {e}")))?;
+            let mut st = app.state();
+            st.add_fault(rule);
+            Ok(json!({"faults": st.faults()}))
+        }
+        ["faults"] => Err(method_not_allowed("GET, POST, DELETE")),
+        ["reset"] if post => {
+            app.state().reset();
+            Ok(json!({"reset": true}))
+        }
+        ["reset"] => Err(method_not_allowed("POST")),
+        ["clock"] if get => Ok(json!({"now": app.state().now()})),
+        ["clock"] => Err(method_not_allowed("GET")),
+        ["clock", "advance"] if post => {
+            let secs = v::req_u64(body, "seconds")?;
+            let mut st = app.state();
+            st.advance_clock(secs);
+            Ok(json!({"now": st.now()}))
+        }
+        ["clock", "advance"] => Err(method_not_allowed("POST")),
+        ["stats"] if get => {
+            let st = app.state();
+            let s = st.stats();
+            Ok(
+                json!({"total": s.total, "by_endpoint": s.by_endpoint, "admin_total": st.admin_requests()}),
+            )
+        }
+        ["stats"] => Err(method_not_allowed("GET")),
+        _ => Err(ApiError::new(
+            404,
+            "NotFound",
+            format!(
+                "no such admin endpoint: {method} {PREFIX}{}",
+                segs.join("/")
+            ),
+        )),
+    }
+}
+
+fn create_command(app: &App, name: &str, body: &Obj) -> Result<Value, ApiError> {
+    let action = v::req_str(body, "action")?;
+    if action.is_empty() {
+        return Err(ApiError::invalid("`action` must not be empty"));
+    }
+    let params = v::opt_obj(body, "params")?.cloned().unwrap_or_default();
+    let ttl = v::opt_u64(body, "ttl")?.unwrap_or(crate::DEFAULT_COMMAND_TTL_SECS);
+    let id = v::opt_str(body, "executionId")?;
+    if let Some(id) = id {
+        v::check_identifier("executionId", id)?;
+    }
+    let id = app
+        .state()
+        .create_command(name, action, Value::Object(params), ttl, id)?;
+    Ok(json!({"executionId": id}))
+}
+
+fn create_job(app: &App, body: &Obj) -> Result<Value, ApiError> {
+    let document = v::req_obj(body, "document")?.clone();
+    let targets = v::req_obj(body, "targets")?;
+    let names = match targets.get("thingNames") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => {
+            return Err(ApiError::invalid(
+                "`targets.thingNames` must be a non-empty array of thing names",
+            ))
+        }
+    };
+    let mut things = Vec::with_capacity(names.len());
+    for n in names {
+        let n = n
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("`targets.thingNames` must contain strings"))?;
+        v::check_identifier("targets.thingNames[]", n)?;
+        if !things.contains(&n) {
+            things.push(n);
+        }
+    }
+    let description = v::opt_str(body, "description")?;
+    let job_id = v::opt_str(body, "jobId")?;
+    if let Some(id) = job_id {
+        v::check_identifier("jobId", id)?;
+    }
+    let timeout = match v::opt_obj(body, "timeoutConfig")? {
+        Some(t) => v::opt_u64(t, "inProgressTimeoutInMinutes")?,
+        None => None,
+    };
+    if timeout.is_some_and(|m| !(1..=crate::state::jobs::MAX_STEP_TIMEOUT_MINUTES).contains(&m)) {
+        return Err(ApiError::invalid(
+            "`timeoutConfig.inProgressTimeoutInMinutes` must be within 1..=10080",
+        ));
+    }
+    let id = app.state().create_job(
+        Value::Object(document),
+        &things,
+        description,
+        job_id,
+        timeout,
+    )?;
+    Ok(json!({"jobId": id}))
+}
