@@ -1,0 +1,489 @@
+"""The :class:`Client`: a thread-safe handle on a libfleets client."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from . import _ffi
+from ._enums import ExecutionStatus, ResultCode, Severity
+from ._errors import ClientClosedError, ConfigError, FleetsError, InvalidArgument, error_class
+
+_lib, LIBRARY_PATH = _ffi.load()
+
+#: First response buffer size per thread; grown (up to the largest response seen) on demand.
+_INITIAL_BUFFER = 16 * 1024
+#: Buffers larger than this are not kept between calls.
+_MAX_KEPT_BUFFER = 1024 * 1024 + 1
+
+JSON = Dict[str, Any]
+StatusLike = Union[ExecutionStatus, str]
+SeverityLike = Union[Severity, str]
+
+
+class _ThreadBuffers(threading.local):
+    """Per-thread response buffer and length out-parameter (a ctypes call runs on the
+    calling thread, and so does the thread-local ``fleets_last_response``)."""
+
+    def __init__(self) -> None:
+        self.buf = ctypes.create_string_buffer(_INITIAL_BUFFER)
+        self.cap = _INITIAL_BUFFER
+        self.out_len = ctypes.c_size_t(0)
+        self.out_len_p = ctypes.pointer(self.out_len)
+
+
+_tls = _ThreadBuffers()
+
+
+def _last_error_message() -> str:
+    n = _lib.fleets_last_error_message(None, 0)
+    if n == 0:
+        return ""
+    buf = ctypes.create_string_buffer(n + 1)
+    _lib.fleets_last_error_message(buf, n + 1)
+    return buf.value.decode("utf-8", "replace")
+
+
+def _last_response() -> Optional[bytes]:
+    """The calling thread's last response body, fetched with no new request."""
+    needed = ctypes.c_size_t(0)
+    code = _lib.fleets_last_response(None, 0, ctypes.byref(needed))
+    if code != ResultCode.OK:
+        return None
+    buf = ctypes.create_string_buffer(needed.value + 1)
+    code = _lib.fleets_last_response(buf, needed.value + 1, ctypes.byref(needed))
+    if code != ResultCode.OK:  # pragma: no cover - the body cannot change on this thread
+        raise FleetsError("fleets_last_response failed", code=code)
+    return ctypes.string_at(buf, needed.value)
+
+
+def _raise_for(code: int, body: Optional[bytes], sent: bool) -> None:
+    message = _last_error_message() or _lib.fleets_result_name(code).decode()
+    status = _lib.fleets_last_http_status() if sent else 0
+    text = body.decode("utf-8", "replace") if body else None
+    raise error_class(code)(message, code=code, http_status=status or None, body=text)
+
+
+def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
+    if value is None:
+        if required:
+            raise InvalidArgument(f"{name} is required", code=ResultCode.ERR_NULL_ARGUMENT)
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        raise InvalidArgument(f"{name} contains a NUL character", code=ResultCode.ERR_INVALID_ARGUMENT)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{name} is not valid Unicode text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
+
+
+def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = False) -> Optional[bytes]:
+    if value is None:
+        if required:
+            raise InvalidArgument(f"{name} is required", code=ResultCode.ERR_NULL_ARGUMENT)
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict (a JSON object), not {type(value).__name__}")
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _text(text, name)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, InvalidArgument):
+            raise
+        raise InvalidArgument(f"{name} is not JSON-serializable: {e}", code=ResultCode.ERR_INVALID_JSON) from e
+
+
+def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{name} must be within {lo}..={hi}, got {value}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    return value
+
+
+def _timeout_ms(value: float, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    ms = round(value * 1000)
+    if not value > 0 or ms < 1 or ms > 0xFFFFFFFF:
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    return ms
+
+
+_U64 = (1 << 64) - 1
+_I64 = (1 << 63) - 1
+_U32 = (1 << 32) - 1
+
+
+class Client:
+    """A client of the Fleets ThingDatas HTTPS API (a pool of keep-alive connections).
+
+    Safe to share between threads: calls release the GIL and run concurrently. Use it as a
+    context manager or call :meth:`close`. Every method returns the response body as plain
+    Python data and raises a :class:`fleets.FleetsError` subclass on failure.
+
+    Args:
+        endpoint: ``https://host[:port][/base]`` (``http://`` only for loopback hosts).
+        api_key: the Deployment API key.
+        api_secret: its secret (kept only inside the library; never shown in errors or repr).
+        ca_file: a PEM bundle to trust instead of the bundled Mozilla roots.
+        connect_timeout: seconds for DNS, TCP and the TLS handshake.
+        timeout: seconds for a whole request; no call takes longer.
+
+    Raises:
+        ConfigError: bad endpoint, unreadable CA file...
+        InvalidArgument: a bad argument (e.g. a non-positive timeout).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        connect_timeout: float = 10.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self._handle: Optional[int] = None
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight = 0
+        self._closed = False
+        self._endpoint = endpoint
+        endpoint_b = _text(endpoint, "endpoint")
+        key_b = _text(api_key, "api_key")
+        secret_b = _text(api_secret, "api_secret")
+        cfg = ctypes.c_void_p()
+        code = _lib.fleets_config_new(endpoint_b, key_b, secret_b, ctypes.byref(cfg))
+        del secret_b
+        if code != ResultCode.OK:
+            _raise_for(code, None, sent=False)
+        self._finish(cfg, ca_file, connect_timeout, timeout)
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        connect_timeout: float = 10.0,
+        timeout: float = 30.0,
+    ) -> "Client":
+        """A client configured from ``FLEETS_ENDPOINT``, ``FLEETS_API_KEY``,
+        ``FLEETS_API_SECRET`` and, when set and non-empty, ``FLEETS_CA_FILE``.
+
+        ``ca_file`` overrides ``FLEETS_CA_FILE``. A missing variable raises :class:`ConfigError`
+        naming it.
+        """
+        self = cls.__new__(cls)
+        self._handle = None
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight = 0
+        self._closed = False
+        cfg = ctypes.c_void_p()
+        code = _lib.fleets_config_from_env(ctypes.byref(cfg))
+        if code != ResultCode.OK:
+            _raise_for(code, None, sent=False)
+        self._endpoint = os.environ.get("FLEETS_ENDPOINT", "")
+        self._finish(cfg, ca_file, connect_timeout, timeout)
+        return self
+
+    def _finish(self, cfg: ctypes.c_void_p, ca_file: Any, connect_timeout: float, timeout: float) -> None:
+        try:
+            if ca_file is not None:
+                ca = _text(os.fspath(ca_file), "ca_file")
+                code = _lib.fleets_config_set_ca_file(cfg, ca)
+                if code != ResultCode.OK:
+                    _raise_for(code, None, sent=False)
+            code = _lib.fleets_config_set_timeouts(
+                cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")
+            )
+            if code != ResultCode.OK:
+                _raise_for(code, None, sent=False)
+            client = ctypes.c_void_p()
+            code = _lib.fleets_client_new(cfg, ctypes.byref(client))
+            if code != ResultCode.OK:
+                _raise_for(code, None, sent=False)
+            self._handle = client.value
+        finally:
+            _lib.fleets_config_free(cfg)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint URL this client talks to."""
+        return self._endpoint
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Closes the pooled connections and frees the client. Idempotent.
+
+        Waits for calls running in other threads to finish (each is bounded by ``timeout``);
+        calls started after ``close()`` raise :class:`ClientClosedError`.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            while self._inflight:
+                self._cond.wait()
+            handle, self._handle = self._handle, None
+        if handle:
+            _lib.fleets_client_free(handle)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Nothing can be running: every call holds a reference to the client.
+        handle = getattr(self, "_handle", None)
+        if handle and _lib is not None:
+            self._handle = None
+            _lib.fleets_client_free(handle)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<fleets.Client endpoint={self._endpoint!r} {state}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a fleets.Client cannot be pickled or copied; create one per process")
+
+    # ------------------------------------------------------------------ the call path
+
+    def _call(self, fn: Callable[..., int], *args: Any) -> JSON:
+        with self._cond:
+            if self._closed:
+                raise ClientClosedError("the client is closed", code=ResultCode.ERR_NULL_ARGUMENT)
+            self._inflight += 1
+            handle = self._handle
+        try:
+            tls = _tls
+            tls.out_len.value = 0
+            code = fn(handle, *args, tls.buf, tls.cap, tls.out_len_p)
+            # Read everything that is per thread right away, on this same thread.
+            n = tls.out_len.value
+            if code == ResultCode.OK:
+                body = ctypes.string_at(tls.buf, n)
+            elif code == ResultCode.ERR_BUFFER_TOO_SMALL:
+                body = _last_response()
+                if n < _MAX_KEPT_BUFFER:
+                    tls.cap = max(n + 1, tls.cap * 2)
+                    tls.buf = ctypes.create_string_buffer(tls.cap)
+                if body is None:  # pragma: no cover - the library keeps it
+                    raise FleetsError("the response body was lost", code=code)
+            else:
+                body = None
+                if n:
+                    body = ctypes.string_at(tls.buf, n) if n < tls.cap else _last_response()
+                _raise_for(code, body, sent=code >= 200)
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                if self._closed and not self._inflight:
+                    self._cond.notify_all()
+        if not body:
+            return {}
+        try:
+            result = json.loads(body)
+        except ValueError as e:  # pragma: no cover - the library checks 2xx bodies
+            raise error_class(ResultCode.ERR_BAD_RESPONSE)(
+                f"response is not JSON: {e}", code=ResultCode.ERR_BAD_RESPONSE, body=body.decode("utf-8", "replace")
+            ) from None
+        return result  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ ThingDatas calls
+
+    def report_shadow(
+        self,
+        thing: str,
+        reported: Mapping[str, Any],
+        *,
+        client_token: Optional[str] = None,
+        version: int = 0,
+    ) -> JSON:
+        """Reports the device's state (``POST /api/v1/thing-datas/shadow/reported``).
+
+        Args:
+            thing: the thing name (``[A-Za-z0-9._:-]{1,128}``).
+            reported: the state; deep-merged by the server, a ``None`` value deletes that key.
+            client_token: echoed back in the response (at most 64 printable ASCII characters).
+            version: the expected current shadow version; 0 auto-increments. A stale version
+                raises :class:`ConflictError`.
+
+        Returns:
+            The response, e.g. ``{"state": {"reported": {...}}, "version": 6, "timestamp": ...}``.
+        """
+        return self._call(
+            _lib.fleets_shadow_report,
+            _text(thing, "thing"),
+            _object(reported, "reported", required=True),
+            _text(client_token, "client_token", required=False),
+            _int(version, "version", 0, _U64),
+        )
+
+    def get_shadow(self, thing: str) -> JSON:
+        """Reads the current shadow (``GET /api/v1/thing-datas/{thing}/shadow``).
+
+        Returns:
+            ``{"reported": {...}, "desired": {...}, "delta": {...}, "version": N, "updatedAt": "..."}``;
+            a non-empty ``delta`` holds desired values the device has not reported yet.
+        """
+        return self._call(_lib.fleets_shadow_get, _text(thing, "thing"))
+
+    def publish_event(
+        self,
+        thing: str,
+        event_type: str,
+        *,
+        data: Optional[Mapping[str, Any]] = None,
+        severity: Optional[SeverityLike] = None,
+        timestamp_ms: Optional[int] = None,
+        app_id: Optional[str] = None,
+    ) -> JSON:
+        """Publishes an event (``POST /api/v1/thing-datas/events``).
+
+        Args:
+            thing: the thing name.
+            event_type: e.g. ``"highTemperature"``.
+            data: a JSON object with the event's details.
+            severity: ``Severity.INFO``/``WARN``/``ERROR`` or ``"info"``/``"warn"``/``"error"``;
+                None leaves it out.
+            timestamp_ms: Unix milliseconds; None means now.
+            app_id: an application label.
+        """
+        sev = Severity.UNSET if severity is None else Severity.coerce(severity)
+        return self._call(
+            _lib.fleets_event_publish,
+            _text(thing, "thing"),
+            _text(event_type, "event_type"),
+            int(sev),
+            _int(timestamp_ms, "timestamp_ms", 0, _I64),
+            _object(data, "data"),
+            _text(app_id, "app_id", required=False),
+        )
+
+    def respond_command(
+        self,
+        thing: str,
+        execution_id: str,
+        status: StatusLike,
+        *,
+        result: Optional[Mapping[str, Any]] = None,
+        timestamp: Optional[int] = None,
+    ) -> JSON:
+        """Answers a command execution (``POST /api/v1/thing-datas/command/response``).
+
+        Args:
+            thing: the thing name.
+            execution_id: the command execution's id.
+            status: an :class:`ExecutionStatus` member or its name (``"SUCCEEDED"``...).
+            result: a JSON object with the command's result.
+            timestamp: Unix seconds; None means now.
+
+        Raises:
+            NotFoundError: unknown execution. ConflictError: already answered.
+        """
+        return self._call(
+            _lib.fleets_command_respond,
+            _text(thing, "thing"),
+            _text(execution_id, "execution_id"),
+            int(ExecutionStatus.coerce(status)),
+            _object(result, "result"),
+            _int(timestamp, "timestamp", 0, _I64),
+        )
+
+    def get_pending_jobs(self, thing: str, *, client_token: Optional[str] = None) -> JSON:
+        """Lists pending jobs (``POST /api/v1/thing-datas/jobs/get``).
+
+        Returns:
+            ``{"inProgressJobs": [...], "queuedJobs": [...]}`` of job summaries.
+        """
+        return self._call(
+            _lib.fleets_jobs_get_pending, _text(thing, "thing"), _text(client_token, "client_token", required=False)
+        )
+
+    def start_next_job(
+        self,
+        thing: str,
+        *,
+        status_details: Optional[Mapping[str, Any]] = None,
+        step_timeout_minutes: Optional[int] = None,
+        client_token: Optional[str] = None,
+    ) -> JSON:
+        """Starts the next pending job (``POST /api/v1/thing-datas/jobs/start-next``): the
+        in-progress one first, else the oldest queued.
+
+        Returns:
+            ``{"execution": {..., "jobDocument": {...}}}``, or ``{}`` when nothing is pending.
+        """
+        return self._call(
+            _lib.fleets_jobs_start_next,
+            _text(thing, "thing"),
+            _object(status_details, "status_details"),
+            _int(step_timeout_minutes, "step_timeout_minutes", 1, _U32) if step_timeout_minutes is not None else 0,
+            _text(client_token, "client_token", required=False),
+        )
+
+    def describe_job(self, thing: str, job_id: str, *, client_token: Optional[str] = None) -> JSON:
+        """Describes this thing's execution of a job (``POST /api/v1/thing-datas/jobs/{job_id}/get``).
+
+        Returns:
+            ``{"execution": {...}}``. Raises :class:`NotFoundError` when there is no such execution.
+        """
+        return self._call(
+            _lib.fleets_jobs_describe,
+            _text(thing, "thing"),
+            _text(job_id, "job_id"),
+            _text(client_token, "client_token", required=False),
+        )
+
+    def update_job(
+        self,
+        thing: str,
+        job_id: str,
+        status: StatusLike,
+        *,
+        status_details: Optional[Mapping[str, Any]] = None,
+        expected_version: Optional[int] = None,
+        client_token: Optional[str] = None,
+    ) -> JSON:
+        """Reports a job execution's status (``POST /api/v1/thing-datas/jobs/{job_id}/update``).
+
+        Args:
+            status: an :class:`ExecutionStatus` member or its name.
+            status_details: a JSON object stored with the execution.
+            expected_version: the execution's current ``versionNumber`` (optimistic locking);
+                None leaves it out. A mismatch, or leaving a terminal state, raises
+                :class:`ConflictError`.
+
+        Returns:
+            ``{"executionState": {"status", "statusDetails", "versionNumber"}, "jobDocument": ...}``.
+        """
+        return self._call(
+            _lib.fleets_jobs_update,
+            _text(thing, "thing"),
+            _text(job_id, "job_id"),
+            int(ExecutionStatus.coerce(status)),
+            _object(status_details, "status_details"),
+            _int(expected_version, "expected_version", 1, _U64) if expected_version is not None else 0,
+            _text(client_token, "client_token", required=False),
+        )
+
+
+def library_version() -> str:
+    """The loaded libfleets version (``fleets_version()``)."""
+    return _lib.fleets_version().decode()

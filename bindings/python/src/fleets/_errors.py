@@ -1,0 +1,165 @@
+"""The exception hierarchy. Every error the client raises is a :class:`FleetsError`; the
+subclasses also derive from the built-in exception a Python programmer would catch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional, Type
+
+from ._enums import ResultCode
+
+
+class FleetsError(Exception):
+    """An error from libfleets or the Fleets server.
+
+    Attributes:
+        code: the C result code (:class:`fleets.ResultCode`), e.g. ``ResultCode.ERR_NOT_FOUND``.
+        code_name: its C name, e.g. ``"FLEETS_ERR_NOT_FOUND"``.
+        http_status: the HTTP status of the response, or None when there was none.
+        message: a human-readable description (never contains the API secret).
+        body: the response body text, or None when there was none.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int = ResultCode.ERR_INTERNAL,
+        http_status: Optional[int] = None,
+        body: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        try:
+            self.code: int = ResultCode(code)
+        except ValueError:
+            self.code = code
+        self.code_name: str = self.code.c_name if isinstance(self.code, ResultCode) else "FLEETS_ERR_UNKNOWN"
+        self.http_status: Optional[int] = http_status
+        self.message: str = message
+        self.body: Optional[str] = body
+
+    @property
+    def body_json(self) -> Any:
+        """The body parsed as JSON (e.g. ``{"code": "NotFound", "message": ...}``), or None."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        status = f", HTTP {self.http_status}" if self.http_status else ""
+        return f"{self.message} ({self.code_name}{status})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code_name}, http_status={self.http_status!r})"
+
+    # Exceptions travel between processes (multiprocessing, concurrent.futures): keep the fields.
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild, (type(self), self.message, int(self.code), self.http_status, self.body))
+
+
+def _rebuild(cls: Type[FleetsError], message: str, code: int, http_status: Optional[int], body: Optional[str]) -> FleetsError:
+    return cls(message, code=code, http_status=http_status, body=body)
+
+
+class InvalidArgument(FleetsError, ValueError):
+    """An argument was rejected before anything was sent (bad identifier, JSON, enum value...)."""
+
+
+class ConfigError(FleetsError, ValueError):
+    """Bad endpoint URL, unreadable CA file, ``http://`` to a non-loopback host, missing
+    environment variable."""
+
+
+class ClientClosedError(FleetsError, RuntimeError):
+    """The client was used after :meth:`fleets.Client.close`."""
+
+
+class FleetsConnectionError(FleetsError, ConnectionError):
+    """No usable connection: DNS failure, refused, unreachable, or the connection broke
+    mid-request (truncated body, a reply that is not HTTP)."""
+
+
+class TLSError(FleetsConnectionError):
+    """The TLS handshake or the server certificate verification failed."""
+
+
+class FleetsTimeout(FleetsError, TimeoutError):
+    """The connect timeout or the request deadline expired."""
+
+
+class ApiError(FleetsError):
+    """The server answered with a non-2xx HTTP status (``http_status``, ``body``)."""
+
+
+class BadRequestError(ApiError):
+    """HTTP 400: the server rejected the request."""
+
+
+class AuthError(ApiError):
+    """HTTP 401 (wrong or missing API key/secret) or 403 (not allowed)."""
+
+
+class ForbiddenError(AuthError):
+    """HTTP 403."""
+
+
+class NotFoundError(ApiError):
+    """HTTP 404: unknown thing, job or command execution."""
+
+
+class ConflictError(ApiError):
+    """HTTP 409: version mismatch or invalid state transition."""
+
+
+class PayloadTooLargeError(ApiError):
+    """HTTP 413: the request body is too large."""
+
+
+class RateLimitedError(ApiError):
+    """HTTP 429: rate limited."""
+
+
+class ServerError(ApiError):
+    """HTTP 5xx."""
+
+
+class BadResponseError(FleetsError):
+    """A 2xx response whose body is not JSON, or a response over the size limit."""
+
+
+class InternalError(FleetsError):
+    """A bug in libfleets or the binding (a caught panic, resource exhaustion)."""
+
+
+_BY_CODE: Dict[int, Type[FleetsError]] = {
+    ResultCode.ERR_NULL_ARGUMENT: InvalidArgument,
+    ResultCode.ERR_INVALID_ARGUMENT: InvalidArgument,
+    ResultCode.ERR_INVALID_JSON: InvalidArgument,
+    ResultCode.ERR_INVALID_CONFIG: ConfigError,
+    ResultCode.ERR_JSON_NO_VALUE: InvalidArgument,
+    ResultCode.ERR_JSON_TYPE: InvalidArgument,
+    ResultCode.ERR_CONNECT: FleetsConnectionError,
+    ResultCode.ERR_TLS: TLSError,
+    ResultCode.ERR_TIMEOUT: FleetsTimeout,
+    ResultCode.ERR_IO: FleetsConnectionError,
+    ResultCode.ERR_BAD_REQUEST: BadRequestError,
+    ResultCode.ERR_UNAUTHORIZED: AuthError,
+    ResultCode.ERR_FORBIDDEN: ForbiddenError,
+    ResultCode.ERR_NOT_FOUND: NotFoundError,
+    ResultCode.ERR_CONFLICT: ConflictError,
+    ResultCode.ERR_PAYLOAD_TOO_LARGE: PayloadTooLargeError,
+    ResultCode.ERR_RATE_LIMITED: RateLimitedError,
+    ResultCode.ERR_SERVER: ServerError,
+    ResultCode.ERR_HTTP: ApiError,
+    ResultCode.ERR_BAD_RESPONSE: BadResponseError,
+    ResultCode.ERR_PANIC: InternalError,
+    ResultCode.ERR_INTERNAL: InternalError,
+}
+
+
+def error_class(code: int) -> Type[FleetsError]:
+    """The exception class raised for a C result code."""
+    return _BY_CODE.get(code, FleetsError)
