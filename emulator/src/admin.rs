@@ -10,7 +10,7 @@ use crate::validate::{self as v, Obj};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Prefix of every admin endpoint.
 pub const PREFIX: &str = "/admin/v1/";
@@ -49,7 +49,9 @@ fn unknown_thing(name: &str) -> ApiError {
 /// Handles one `/admin/v1/...` request.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     app.state().count_admin_request();
-    if let Err(e) = check_bearer(req.headers(), &app.admin_token) {
+    let (parts, body) = req.into_parts();
+    let bytes = http::collect(body, app.max_body).await;
+    if let Err(e) = check_bearer(&parts.headers, &app.admin_token) {
         let mut r = http::error(&e, None);
         r.headers_mut().insert(
             WWW_AUTHENTICATE,
@@ -57,22 +59,19 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         );
         return r;
     }
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let segs: Vec<String> = path
+    let method = parts.method;
+    let segs: Vec<String> = parts
+        .uri
+        .path()
         .strip_prefix(PREFIX)
         .unwrap_or("")
         .split('/')
         .map(http::percent_decode)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let body: Obj = if method == Method::POST || method == Method::PUT {
-        match http::read_object(req, app.max_body).await {
-            Ok(b) => b.unwrap_or_default(),
-            Err(e) => return http::error(&e, None),
-        }
-    } else {
-        Map::new()
+    let body: Obj = match bytes.and_then(|b| http::parse_object(&parts.headers, &b)) {
+        Ok(b) => b.unwrap_or_default(),
+        Err(e) => return http::error(&e, None),
     };
     match route(app, &method, &segs, &body) {
         Ok(v) => http::json(200, &v),

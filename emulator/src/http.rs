@@ -1,10 +1,10 @@
 //! HTTP helpers: JSON responses, error responses, JSON request bodies with limits.
 
 use crate::error::ApiError;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body as _, Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value};
 
 /// Response body type.
@@ -43,25 +43,12 @@ fn content_type_ok(headers: &HeaderMap) -> Option<bool> {
     Some(ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json")))
 }
 
-/// Reads a JSON object body.
+/// Reads a request body of at most `max` bytes.
 ///
-/// * `Content-Type` other than `application/json` (or `application/*+json`) -> 415;
-///   no `Content-Type` with a non-empty body -> 415.
-/// * larger than `max` bytes -> 413 (from `Content-Length` before reading, or while reading).
-/// * not JSON -> 400 `InvalidJson`; JSON but not an object -> 400 `InvalidRequest`.
-/// * an empty body without `Content-Type` -> `Ok(None)`.
-pub async fn read_object(
-    req: Request<Incoming>,
-    max: usize,
-) -> Result<Option<Map<String, Value>>, ApiError> {
-    let ct = content_type_ok(req.headers());
-    if ct == Some(false) {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "request bodies must be sent with Content-Type: application/json",
-        ));
-    }
+/// A larger body is 413 `PayloadTooLarge`, but it is still read and discarded (up to
+/// [`drain_cap`]) so that a client that is still sending gets to read the 413 response instead
+/// of a broken pipe.
+pub async fn collect(mut body: Incoming, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             413,
@@ -69,39 +56,64 @@ pub async fn read_object(
             format!("request body exceeds the limit of {max} bytes"),
         )
     };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) || req.body().size_hint().lower() > max as u64 {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen: usize = 0;
+    let cap = drain_cap(max);
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else if seen > cap {
+                return Err(too_large());
+            } else {
+                buf = Vec::new();
+            }
+        }
+    }
+    if seen > max {
         return Err(too_large());
     }
-    let bytes = match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::invalid(format!(
-                "could not read the request body: {e}"
-            )))
-        }
-    };
-    if ct.is_none() {
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        return Err(ApiError::new(
+    Ok(Bytes::from(buf))
+}
+
+/// How many bytes of an oversized body are read and discarded before giving up on the
+/// connection: four times the limit, at least 4 MiB.
+pub fn drain_cap(max: usize) -> usize {
+    max.saturating_mul(4).max(4 << 20)
+}
+
+/// Parses a JSON object body read by [`collect`].
+///
+/// * `Content-Type` other than `application/json` (or `application/*+json`) -> 415;
+///   no `Content-Type` with a non-empty body -> 415.
+/// * not JSON -> 400 `InvalidJson`; JSON but not an object -> 400 `InvalidRequest`.
+/// * an empty body without `Content-Type` -> `Ok(None)`.
+pub fn parse_object(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    let unsupported = || {
+        ApiError::new(
             415,
             "UnsupportedMediaType",
             "request bodies must be sent with Content-Type: application/json",
-        ));
+        )
+    };
+    match content_type_ok(headers) {
+        Some(false) => return Err(unsupported()),
+        None if bytes.is_empty() => return Ok(None),
+        None => return Err(unsupported()),
+        Some(true) => {}
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid_json(
             "the request body is empty; a JSON object is required",
         ));
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(Some(m)),
         Ok(_) => Err(ApiError::invalid("the request body must be a JSON object")),
         Err(e) => Err(ApiError::invalid_json(format!("malformed JSON: {e}"))),
@@ -144,6 +156,24 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
         assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn parse_object_rules() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_object(&h, b"").unwrap(), None);
+        assert_eq!(parse_object(&h, b"{}").unwrap_err().status, 415);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(parse_object(&h, b"{}").unwrap().unwrap().is_empty());
+        assert_eq!(parse_object(&h, b" ").unwrap_err().code, "InvalidJson");
+        assert_eq!(parse_object(&h, b"{").unwrap_err().code, "InvalidJson");
+        assert_eq!(parse_object(&h, b"[]").unwrap_err().code, "InvalidRequest");
+        assert_eq!(
+            parse_object(&h, b"\xff\xfe").unwrap_err().code,
+            "InvalidJson"
+        );
+        assert_eq!(drain_cap(10), 4 << 20);
+        assert_eq!(drain_cap(2 << 20), 8 << 20);
     }
 
     #[test]

@@ -236,19 +236,23 @@ async fn apply_fault(ctl: &ConnCtl, rule: FaultRule) -> Option<Response<Body>> {
 }
 
 /// Handles one `/api/v1/...` request.
+///
+/// Order: count it, read the body (bounded), apply a fault, check Basic auth (401), route
+/// (404/405), body limit (413), content type (415), JSON (400), then the endpoint itself.
 pub async fn handle(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let m = match_route(&method, &path);
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let m = match_route(&parts.method, path);
     let fault = app
         .state()
-        .begin_api_request(&m.key, method.as_str(), &path);
+        .begin_api_request(&m.key, parts.method.as_str(), path);
+    let bytes = http::collect(body, app.max_body).await;
     if let Some(rule) = fault {
         if let Some(resp) = apply_fault(ctl, rule).await {
             return resp;
         }
     }
-    if let Err(e) = check_basic(req.headers(), &app.api_key, &app.api_secret) {
+    if let Err(e) = check_basic(&parts.headers, &app.api_key, &app.api_secret) {
         let mut r = http::error(&e, None);
         r.headers_mut().insert(
             WWW_AUTHENTICATE,
@@ -268,10 +272,10 @@ pub async fn handle(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Respons
             return r;
         }
     };
-    let body = if matches!(route, Route::GetShadow(_)) {
-        Map::new()
-    } else {
-        match http::read_object(req, app.max_body).await {
+    let body = match bytes {
+        Err(e) => return http::error(&e, None),
+        Ok(_) if matches!(route, Route::GetShadow(_)) => Map::new(),
+        Ok(bytes) => match http::parse_object(&parts.headers, &bytes) {
             Ok(Some(b)) => b,
             Ok(None) => {
                 return http::error(
@@ -282,7 +286,7 @@ pub async fn handle(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Respons
                 )
             }
             Err(e) => return http::error(&e, None),
-        }
+        },
     };
     let result = {
         let mut st = app.state();
