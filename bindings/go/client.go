@@ -1,0 +1,560 @@
+//go:build cgo
+
+package fleets
+
+/*
+#cgo pkg-config: fleets
+#include <stdlib.h>
+#include <fleets.h>
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Version returns the version of the libfleets C library in use, e.g. "0.1.0".
+func Version() string { return C.GoString(C.fleets_version()) }
+
+// Client is a connection to one Fleets deployment: a pool of keep-alive HTTPS connections
+// shared by every call. It is safe for concurrent use by any number of goroutines; create
+// one and share it. Close releases it; a Client that becomes unreachable without Close is
+// released by the garbage collector as a safety net.
+type Client struct {
+	mu      sync.RWMutex // calls hold it for reading, Close for writing
+	h       *C.fleets_client_t
+	cleanup runtime.Cleanup
+}
+
+// liveHandles counts C client handles not yet freed (for tests).
+var liveHandles atomic.Int64
+
+// NewClient creates a client for cfg. No connection is made until the first call.
+// Errors: ErrInvalidConfig for a bad endpoint URL, credentials or CA file, or
+// ErrInvalidArgument for a string containing a NUL byte or a negative timeout.
+func NewClient(cfg Config) (*Client, error) {
+	endpoint, err := cstr("Endpoint", cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	key, err := cstr("APIKey", cfg.APIKey)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := cstr("APISecret", cfg.APISecret)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(secret) // do not leave a copy of the secret in the Go heap
+	connectMs, err := millis("ConnectTimeout", cfg.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	requestMs, err := millis("Timeout", cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	var caFile []byte
+	if cfg.CAFile != "" {
+		if caFile, err = cstr("CAFile", cfg.CAFile); err != nil {
+			return nil, err
+		}
+	}
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var conf *C.fleets_config_t
+	if rc := C.fleets_config_new(ptr(endpoint), ptr(key), ptr(secret), &conf); rc != C.FLEETS_OK {
+		return nil, lastError(rc, false)
+	}
+	defer C.fleets_config_free(conf)
+	if caFile != nil {
+		if rc := C.fleets_config_set_ca_file(conf, ptr(caFile)); rc != C.FLEETS_OK {
+			return nil, lastError(rc, false)
+		}
+	}
+	if connectMs != 0 || requestMs != 0 {
+		if rc := C.fleets_config_set_timeouts(conf, connectMs, requestMs); rc != C.FLEETS_OK {
+			return nil, lastError(rc, false)
+		}
+	}
+	return newClient(conf)
+}
+
+// NewClientFromEnv creates a client from the environment variables FLEETS_ENDPOINT,
+// FLEETS_API_KEY, FLEETS_API_SECRET and, when set and non-empty, FLEETS_CA_FILE, with the
+// default timeouts. A missing variable is ErrInvalidConfig (the message names it).
+func NewClientFromEnv() (*Client, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var conf *C.fleets_config_t
+	if rc := C.fleets_config_from_env(&conf); rc != C.FLEETS_OK {
+		return nil, lastError(rc, false)
+	}
+	defer C.fleets_config_free(conf)
+	return newClient(conf)
+}
+
+// newClient must run on a locked OS thread.
+func newClient(conf *C.fleets_config_t) (*Client, error) {
+	var h *C.fleets_client_t
+	if rc := C.fleets_client_new(conf, &h); rc != C.FLEETS_OK {
+		return nil, lastError(rc, false)
+	}
+	liveHandles.Add(1)
+	c := &Client{h: h}
+	c.cleanup = runtime.AddCleanup(c, freeHandle, unsafe.Pointer(h))
+	return c, nil
+}
+
+func freeHandle(h unsafe.Pointer) {
+	C.fleets_client_free((*C.fleets_client_t)(h))
+	liveHandles.Add(-1)
+}
+
+// Close releases the client and its connections. It waits for calls in progress on other
+// goroutines to finish; later calls fail with ErrClosed. Close is idempotent and always
+// returns nil.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.h == nil {
+		return nil
+	}
+	c.cleanup.Stop()
+	freeHandle(unsafe.Pointer(c.h))
+	c.h = nil
+	runtime.KeepAlive(c)
+	return nil
+}
+
+// ---------------------------------------------------------------- the calls
+
+// ReportShadow reports the device's state: POST /api/v1/thing-datas/shadow/reported.
+//
+// reported must encode to a JSON object: a map, a struct, or a json.RawMessage (sent as
+// is). The server deep-merges it into the reported state; a nil member deletes that key.
+// opts may be nil. It returns the response body, e.g.
+// {"state":{"reported":{..}},"version":N,"timestamp":T}.
+func (c *Client) ReportShadow(thing string, reported any, opts *ReportOptions) (json.RawMessage, error) {
+	if opts == nil {
+		opts = &ReportOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	state, err := jsonArg("reported", reported, true)
+	if err != nil {
+		return nil, err
+	}
+	token, err := cstrOpt("ClientToken", opts.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	version := C.uint64_t(opts.Version)
+	return c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_shadow_report(h, ptr(name), ptr(state), ptr(token), version, out, n, outLen)
+	})
+}
+
+// GetShadow reads the current shadow: GET /api/v1/thing-datas/{thing}/shadow. A
+// non-empty Delta holds desired values the device has not reported yet.
+func (c *Client) GetShadow(thing string) (*Shadow, error) {
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_shadow_get(h, ptr(name), out, n, outLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeShadow(body)
+	if err != nil {
+		return nil, badResponse(body, err)
+	}
+	return s, nil
+}
+
+// PublishEvent publishes an event of eventType: POST /api/v1/thing-datas/events.
+//
+// data, when not nil, must encode to a JSON object (a map, a struct or a
+// json.RawMessage). opts may be nil (no severity, timestamp now, no app id). It returns the
+// response body.
+func (c *Client) PublishEvent(thing, eventType string, data any, opts *EventOptions) (json.RawMessage, error) {
+	if opts == nil {
+		opts = &EventOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := cstr("eventType", eventType)
+	if err != nil {
+		return nil, err
+	}
+	dataJSON, err := jsonArg("data", data, false)
+	if err != nil {
+		return nil, err
+	}
+	appID, err := cstrOpt("AppID", opts.AppID)
+	if err != nil {
+		return nil, err
+	}
+	var ts int64
+	if !opts.Timestamp.IsZero() {
+		if ts = opts.Timestamp.UnixMilli(); ts <= 0 {
+			return nil, invalidArg("Timestamp %v is not after the Unix epoch", opts.Timestamp)
+		}
+	}
+	if opts.Severity < 0 || opts.Severity > SeverityError {
+		return nil, invalidArg("unknown Severity %d", int(opts.Severity))
+	}
+	sev := C.fleets_severity(opts.Severity)
+	return c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_event_publish(h, ptr(name), ptr(typ), sev, C.int64_t(ts), ptr(dataJSON), ptr(appID), out, n, outLen)
+	})
+}
+
+// RespondCommand answers the command execution executionID (received over MQTT):
+// POST /api/v1/thing-datas/command/response.
+//
+// status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
+// result, when not nil, must encode to a JSON object. opts may be nil (timestamp now). An
+// unknown execution is ErrNotFound; one already answered with a final status is
+// ErrConflict. It returns the response body.
+func (c *Client) RespondCommand(thing, executionID string, status ExecutionStatus, result any, opts *CommandOptions) (json.RawMessage, error) {
+	if opts == nil {
+		opts = &CommandOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	id, err := cstr("executionID", executionID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := status.deviceStatus()
+	if err != nil {
+		return nil, err
+	}
+	resultJSON, err := jsonArg("result", result, false)
+	if err != nil {
+		return nil, err
+	}
+	var ts int64
+	if !opts.Timestamp.IsZero() {
+		if ts = opts.Timestamp.Unix(); ts <= 0 {
+			return nil, invalidArg("Timestamp %v is not after the Unix epoch", opts.Timestamp)
+		}
+	}
+	return c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_command_respond(h, ptr(name), ptr(id), C.fleets_execution_status(st), ptr(resultJSON), C.int64_t(ts), out, n, outLen)
+	})
+}
+
+// GetPendingJobs lists the thing's pending job executions: POST
+// /api/v1/thing-datas/jobs/get. opts may be nil.
+func (c *Client) GetPendingJobs(thing string, opts *JobOptions) (*PendingJobs, error) {
+	if opts == nil {
+		opts = &JobOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	token, err := cstrOpt("ClientToken", opts.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_jobs_get_pending(h, ptr(name), ptr(token), out, n, outLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := decodePendingJobs(body)
+	if err != nil {
+		return nil, badResponse(body, err)
+	}
+	return p, nil
+}
+
+// StartNextJob starts the next pending job execution (one in progress first, then the
+// oldest queued) and returns it with its job document: POST
+// /api/v1/thing-datas/jobs/start-next. When nothing is pending, the result's Execution is
+// nil. opts may be nil.
+func (c *Client) StartNextJob(thing string, opts *StartNextJobOptions) (*JobExecutionResult, error) {
+	if opts == nil {
+		opts = &StartNextJobOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	details, err := jsonArg("StatusDetails", opts.StatusDetails, false)
+	if err != nil {
+		return nil, err
+	}
+	token, err := cstrOpt("ClientToken", opts.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	if opts.StepTimeout < 0 {
+		return nil, invalidArg("StepTimeout %v is negative", opts.StepTimeout)
+	}
+	minutes := (opts.StepTimeout + time.Minute - 1) / time.Minute
+	if minutes > math.MaxUint32 {
+		return nil, invalidArg("StepTimeout %v is too long", opts.StepTimeout)
+	}
+	body, err := c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_jobs_start_next(h, ptr(name), ptr(details), C.uint32_t(minutes), ptr(token), out, n, outLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := decodeExecutionResult(body)
+	if err != nil {
+		return nil, badResponse(body, err)
+	}
+	return r, nil
+}
+
+// DescribeJob returns the thing's execution of job jobID, with its job document: POST
+// /api/v1/thing-datas/jobs/{jobID}/get. ErrNotFound when the thing has no execution of
+// that job. opts may be nil.
+func (c *Client) DescribeJob(thing, jobID string, opts *JobOptions) (*JobExecutionResult, error) {
+	if opts == nil {
+		opts = &JobOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	job, err := cstr("jobID", jobID)
+	if err != nil {
+		return nil, err
+	}
+	token, err := cstrOpt("ClientToken", opts.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_jobs_describe(h, ptr(name), ptr(job), ptr(token), out, n, outLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := decodeExecutionResult(body)
+	if err == nil && r.Execution == nil {
+		err = errNoExecution
+	}
+	if err != nil {
+		return nil, badResponse(body, err)
+	}
+	return r, nil
+}
+
+// UpdateJob reports the status of the thing's execution of job jobID: POST
+// /api/v1/thing-datas/jobs/{jobID}/update.
+//
+// status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
+// opts may be nil. A stale ExpectedVersion, or leaving a terminal status, is ErrConflict
+// (the error's Body holds the current executionState).
+func (c *Client) UpdateJob(thing, jobID string, status ExecutionStatus, opts *UpdateJobOptions) (*JobUpdateResult, error) {
+	if opts == nil {
+		opts = &UpdateJobOptions{}
+	}
+	name, err := cstr("thing", thing)
+	if err != nil {
+		return nil, err
+	}
+	job, err := cstr("jobID", jobID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := status.deviceStatus()
+	if err != nil {
+		return nil, err
+	}
+	details, err := jsonArg("StatusDetails", opts.StatusDetails, false)
+	if err != nil {
+		return nil, err
+	}
+	token, err := cstrOpt("ClientToken", opts.ClientToken)
+	if err != nil {
+		return nil, err
+	}
+	expected := C.uint64_t(opts.ExpectedVersion)
+	body, err := c.call(func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result {
+		return C.fleets_jobs_update(h, ptr(name), ptr(job), C.fleets_execution_status(st), ptr(details), expected, ptr(token), out, n, outLen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := decodeJobUpdate(body)
+	if err != nil {
+		return nil, badResponse(body, err)
+	}
+	return r, nil
+}
+
+// ---------------------------------------------------------------- plumbing
+
+// initialBuffer is the size of the pooled response buffers; larger bodies are fetched with
+// fleets_last_response (no second request).
+const initialBuffer = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBuffer); return &b }}
+
+type apiFunc func(h *C.fleets_client_t, out *C.char, n C.size_t, outLen *C.size_t) C.fleets_result
+
+// call runs one API call and returns a copy of the response body. The call and the
+// fleets_last_* functions that read its per-thread outcome run on one locked OS thread.
+func (c *Client) call(fn apiFunc) ([]byte, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return nil, ErrClosed
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	rc := fn(c.h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n)
+	runtime.KeepAlive(c)
+
+	var body []byte
+	switch {
+	case rc < 200 && rc != C.FLEETS_ERR_BUFFER_TOO_SMALL:
+		// OK, or an argument rejected before anything was sent (n not written).
+		if rc == C.FLEETS_OK {
+			body = append([]byte(nil), buf[:n]...)
+		}
+	case int(n) < len(buf):
+		body = append([]byte(nil), buf[:n]...)
+	default:
+		// The body did not fit: copy it from this thread's last response.
+		big := make([]byte, int(n)+1)
+		var got C.size_t
+		if rc2 := C.fleets_last_response((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)), &got); rc2 != C.FLEETS_OK {
+			return nil, lastError(rc2, false)
+		}
+		body = big[:got]
+	}
+	if rc == C.FLEETS_OK || rc == C.FLEETS_ERR_BUFFER_TOO_SMALL {
+		return body, nil
+	}
+	e := lastError(rc, rc >= 200)
+	if len(body) > 0 {
+		e.Body = body
+	}
+	return nil, e
+}
+
+// lastError builds the *Error of a failed call from this thread's last error message (and
+// HTTP status when sent). It must run on the OS thread that made the call.
+func lastError(rc C.fleets_result, sent bool) *Error {
+	e := &Error{Code: Code(rc)}
+	if sent {
+		e.HTTPStatus = int(C.fleets_last_http_status())
+	}
+	var small [256]byte
+	n := C.fleets_last_error_message((*C.char)(unsafe.Pointer(&small[0])), C.size_t(len(small)))
+	if int(n) < len(small) {
+		e.Message = string(small[:n])
+	} else {
+		big := make([]byte, int(n)+1)
+		n = C.fleets_last_error_message((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)))
+		e.Message = string(big[:min(int(n), len(big)-1)])
+	}
+	return e
+}
+
+var errNoExecution = errors.New(`no "execution" object`)
+
+func badResponse(body []byte, err error) *Error {
+	return &Error{Code: CodeBadResponse, HTTPStatus: 200, Body: body,
+		Message: "response body does not have the expected shape: " + err.Error(), err: err}
+}
+
+// cstr returns s as a NUL-terminated byte slice; a NUL inside s is ErrInvalidArgument (the
+// message names the field, never the value).
+func cstr(field, s string) ([]byte, error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, invalidArg("%s contains a NUL byte", field)
+	}
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return b, nil
+}
+
+// cstrOpt is cstr, with "" meaning omitted (NULL).
+func cstrOpt(field, s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return cstr(field, s)
+}
+
+// jsonArg encodes v as NUL-terminated JSON; a json.RawMessage is sent as is. nil means
+// omitted unless required.
+func jsonArg(field string, v any, required bool) ([]byte, error) {
+	var raw []byte
+	switch x := v.(type) {
+	case nil:
+		if !required {
+			return nil, nil
+		}
+		raw = []byte("null")
+	case json.RawMessage:
+		if x == nil && !required {
+			return nil, nil
+		}
+		raw = x
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, &Error{Code: CodeInvalidJSON, Message: field + ": " + err.Error(), err: err}
+		}
+		raw = b
+	}
+	if i := strings.IndexByte(string(raw), 0); i >= 0 {
+		return nil, &Error{Code: CodeInvalidJSON, Message: field + " contains a NUL byte"}
+	}
+	b := make([]byte, len(raw)+1)
+	copy(b, raw)
+	return b, nil
+}
+
+func ptr(b []byte) *C.char {
+	if b == nil {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+func millis(field string, d time.Duration) (C.uint32_t, error) {
+	if d < 0 {
+		return 0, invalidArg("%s %v is negative", field, d)
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxUint32 {
+		return 0, invalidArg("%s %v is too long", field, d)
+	}
+	return C.uint32_t(ms), nil
+}

@@ -1,0 +1,3 @@
+module example.invalid/libfleets/bindings/go
+
+go 1.24

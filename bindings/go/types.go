@@ -1,0 +1,470 @@
+package fleets
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Config configures a Client. Endpoint, APIKey and APISecret are required.
+//
+// Config implements fmt.Stringer and fmt.GoStringer without the secret, so printing it
+// with %v or %#v does not leak APISecret.
+type Config struct {
+	// Endpoint is the Fleets deployment URL, "https://host[:port][/base]". "http://" is
+	// accepted only for loopback hosts.
+	Endpoint string
+	// APIKey is the Deployment API key (HTTP Basic user).
+	APIKey string
+	// APISecret is the Deployment API secret (HTTP Basic password).
+	APISecret string
+	// CAFile, when set, is a PEM bundle whose certificates are the only ones trusted to
+	// identify the server. Empty trusts the Mozilla roots bundled in libfleets. TLS
+	// verification cannot be disabled.
+	CAFile string
+	// ConnectTimeout limits DNS, TCP connect and the TLS handshake; 0 means the default
+	// (10 s). It is rounded up to whole milliseconds.
+	ConnectTimeout time.Duration
+	// Timeout is the deadline of a whole call, connect included; 0 means the default
+	// (30 s). It is rounded up to whole milliseconds.
+	Timeout time.Duration
+}
+
+// String describes the configuration with the secret redacted.
+func (c Config) String() string {
+	secret := ""
+	if c.APISecret != "" {
+		secret = "REDACTED"
+	}
+	return fmt.Sprintf("{Endpoint:%s APIKey:%s APISecret:%s CAFile:%s ConnectTimeout:%v Timeout:%v}",
+		c.Endpoint, c.APIKey, secret, c.CAFile, c.ConnectTimeout, c.Timeout)
+}
+
+// GoString is like String, for %#v.
+func (c Config) GoString() string { return "fleets.Config" + c.String() }
+
+// Severity is the severity of an event.
+type Severity int
+
+// Event severities (FLEETS_SEVERITY_*).
+const (
+	SeverityUnset Severity = 0 // no severity: the field is left out of the event
+	SeverityInfo  Severity = 1 // sent as "info"
+	SeverityWarn  Severity = 2 // sent as "warn"
+	SeverityError Severity = 3 // sent as "error"
+)
+
+// String returns the wire name ("info", "warn", "error"), "" for SeverityUnset.
+func (s Severity) String() string {
+	switch s {
+	case SeverityUnset:
+		return ""
+	case SeverityInfo:
+		return "info"
+	case SeverityWarn:
+		return "warn"
+	case SeverityError:
+		return "error"
+	}
+	return "Severity(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ExecutionStatus is the status of a command execution or a job execution, as its wire
+// name. A device may report only ExecutionInProgress, ExecutionSucceeded, ExecutionFailed
+// and ExecutionRejected; the others appear in responses.
+type ExecutionStatus string
+
+// Execution statuses.
+const (
+	ExecutionQueued     ExecutionStatus = "QUEUED"      // job execution waiting for the device
+	ExecutionInProgress ExecutionStatus = "IN_PROGRESS" // started by the device
+	ExecutionSucceeded  ExecutionStatus = "SUCCEEDED"   // finished successfully (terminal)
+	ExecutionFailed     ExecutionStatus = "FAILED"      // finished with a failure (terminal)
+	ExecutionRejected   ExecutionStatus = "REJECTED"    // refused by the device (terminal)
+	ExecutionTimedOut   ExecutionStatus = "TIMED_OUT"   // step timeout or TTL expired (terminal)
+	ExecutionCanceled   ExecutionStatus = "CANCELED"    // canceled by an operator (terminal)
+)
+
+// IsTerminal reports whether no further update is accepted in this status.
+func (s ExecutionStatus) IsTerminal() bool {
+	switch s {
+	case ExecutionSucceeded, ExecutionFailed, ExecutionRejected, ExecutionTimedOut, ExecutionCanceled:
+		return true
+	}
+	return false
+}
+
+// deviceStatus maps a status a device may report to FLEETS_EXECUTION_*.
+func (s ExecutionStatus) deviceStatus() (uint32, error) {
+	switch s {
+	case ExecutionInProgress:
+		return 1, nil
+	case ExecutionSucceeded:
+		return 2, nil
+	case ExecutionFailed:
+		return 3, nil
+	case ExecutionRejected:
+		return 4, nil
+	}
+	return 0, invalidArg("status %q cannot be reported by a device (use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED)", string(s))
+}
+
+// ReportOptions are the optional parts of ReportShadow.
+type ReportOptions struct {
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	ClientToken string
+	// Version is the expected current shadow version (optimistic locking); 0
+	// auto-increments. A stale version fails with ErrConflict.
+	Version uint64
+}
+
+// EventOptions are the optional parts of PublishEvent.
+type EventOptions struct {
+	// Severity of the event; SeverityUnset leaves it out.
+	Severity Severity
+	// Timestamp of the event, sent in Unix milliseconds; the zero Time means now.
+	Timestamp time.Time
+	// AppID is an application label for multi-app deployments; "" leaves it out.
+	AppID string
+}
+
+// CommandOptions are the optional parts of RespondCommand.
+type CommandOptions struct {
+	// Timestamp of the response, sent in Unix seconds; the zero Time means now.
+	Timestamp time.Time
+}
+
+// JobOptions are the optional parts of GetPendingJobs and DescribeJob.
+type JobOptions struct {
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	ClientToken string
+}
+
+// StartNextJobOptions are the optional parts of StartNextJob.
+type StartNextJobOptions struct {
+	// StatusDetails, when not nil, is encoded as a JSON object and stored with the
+	// execution (a map, a struct or a json.RawMessage).
+	StatusDetails any
+	// StepTimeout lets the execution time out if not updated in time; it is sent in whole
+	// minutes (rounded up); 0 leaves it out.
+	StepTimeout time.Duration
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	ClientToken string
+}
+
+// UpdateJobOptions are the optional parts of UpdateJob.
+type UpdateJobOptions struct {
+	// StatusDetails, when not nil, is encoded as a JSON object and replaces the stored
+	// details.
+	StatusDetails any
+	// ExpectedVersion is the execution's current VersionNumber; 0 leaves it out. A mismatch
+	// fails with ErrConflict.
+	ExpectedVersion uint64
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	ClientToken string
+}
+
+// Shadow is the device shadow returned by GetShadow.
+type Shadow struct {
+	// Reported is the state last reported by the device.
+	Reported map[string]any `json:"reported"`
+	// Desired is the state an operator asked for.
+	Desired map[string]any `json:"desired"`
+	// Delta holds the desired values the device has not reported yet; apply them and
+	// report the new state.
+	Delta map[string]any `json:"delta"`
+	// Version increments with every shadow update.
+	Version int64 `json:"version"`
+	// UpdatedAt is the time of the last shadow change.
+	UpdatedAt time.Time `json:"-"`
+	// Raw is the response body as received.
+	Raw json.RawMessage `json:"-"`
+}
+
+// JobSummary is one entry of PendingJobs.
+type JobSummary struct {
+	// JobID identifies the job.
+	JobID string
+	// QueuedAt is when the execution was queued.
+	QueuedAt time.Time
+	// StartedAt is when the device first set it IN_PROGRESS (zero if not started).
+	StartedAt time.Time
+	// LastUpdatedAt is the time of the last change.
+	LastUpdatedAt time.Time
+	// VersionNumber increments with every change; pass it as UpdateJobOptions.ExpectedVersion.
+	VersionNumber int64
+	// ExecutionNumber numbers the executions of this job on this thing.
+	ExecutionNumber int64
+}
+
+// PendingJobs is the result of GetPendingJobs.
+type PendingJobs struct {
+	// InProgress lists the executions the device has started, oldest first.
+	InProgress []JobSummary
+	// Queued lists the executions waiting to be started, oldest first.
+	Queued []JobSummary
+	// ClientToken echoes the request's client token.
+	ClientToken string
+	// Raw is the response body as received.
+	Raw json.RawMessage
+}
+
+// JobExecution is one job execution of a thing, with its job document.
+type JobExecution struct {
+	// JobID identifies the job.
+	JobID string
+	// ThingName is the thing this execution belongs to.
+	ThingName string
+	// Status is the execution's current status.
+	Status ExecutionStatus
+	// StatusDetails are the details last stored by the device.
+	StatusDetails map[string]any
+	// QueuedAt is when the execution was queued.
+	QueuedAt time.Time
+	// StartedAt is when the device first set it IN_PROGRESS (zero if not started).
+	StartedAt time.Time
+	// LastUpdatedAt is the time of the last change.
+	LastUpdatedAt time.Time
+	// VersionNumber increments with every change; pass it as UpdateJobOptions.ExpectedVersion.
+	VersionNumber int64
+	// ExecutionNumber numbers the executions of this job on this thing.
+	ExecutionNumber int64
+	// TimeBeforeTimeout is the approximate time left before an IN_PROGRESS execution with a
+	// step timeout times out; 0 when there is no timeout.
+	TimeBeforeTimeout time.Duration
+	// JobDocument is the job's document (what the device should do), nil when not sent;
+	// decode it into your own type with json.Unmarshal.
+	JobDocument json.RawMessage
+}
+
+// JobExecutionResult is the result of StartNextJob and DescribeJob.
+type JobExecutionResult struct {
+	// Execution is the execution; nil from StartNextJob when no job is pending.
+	Execution *JobExecution
+	// ClientToken echoes the request's client token.
+	ClientToken string
+	// Raw is the response body as received.
+	Raw json.RawMessage
+}
+
+// JobExecutionState is the state of an execution after UpdateJob.
+type JobExecutionState struct {
+	// Status is the new status.
+	Status ExecutionStatus
+	// StatusDetails are the stored details.
+	StatusDetails map[string]any
+	// VersionNumber is the new version of the execution.
+	VersionNumber int64
+}
+
+// JobUpdateResult is the result of UpdateJob.
+type JobUpdateResult struct {
+	// ExecutionState is the execution's state after the update.
+	ExecutionState JobExecutionState
+	// JobDocument is the job's document, nil when not sent.
+	JobDocument json.RawMessage
+	// Timestamp is the time of the update, zero when not sent.
+	Timestamp time.Time
+	// ClientToken echoes the request's client token.
+	ClientToken string
+	// Raw is the response body as received.
+	Raw json.RawMessage
+}
+
+// ---------------------------------------------------------------- decoding
+
+// parseTime accepts Unix seconds (a JSON number) or an RFC 3339 string; null or absent is
+// the zero Time.
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, err
+		}
+		if s == "" {
+			return time.Time{}, nil
+		}
+		return time.Parse(time.RFC3339Nano, s)
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return time.Time{}, err
+	}
+	if i, err := n.Int64(); err == nil {
+		return time.Unix(i, 0).UTC(), nil
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+}
+
+func parseTimes(dst []*time.Time, raws ...json.RawMessage) error {
+	for i, r := range raws {
+		t, err := parseTime(r)
+		if err != nil {
+			return err
+		}
+		*dst[i] = t
+	}
+	return nil
+}
+
+type wireShadow struct {
+	Reported  map[string]any  `json:"reported"`
+	Desired   map[string]any  `json:"desired"`
+	Delta     map[string]any  `json:"delta"`
+	Version   int64           `json:"version"`
+	UpdatedAt json.RawMessage `json:"updatedAt"`
+}
+
+func decodeShadow(body []byte) (*Shadow, error) {
+	var w wireShadow
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	s := &Shadow{Reported: w.Reported, Desired: w.Desired, Delta: w.Delta, Version: w.Version, Raw: body}
+	for _, m := range []*map[string]any{&s.Reported, &s.Desired, &s.Delta} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
+	}
+	t, err := parseTime(w.UpdatedAt)
+	if err != nil {
+		return nil, fmt.Errorf("updatedAt: %w", err)
+	}
+	s.UpdatedAt = t
+	return s, nil
+}
+
+type wireSummary struct {
+	JobID           string          `json:"jobId"`
+	QueuedAt        json.RawMessage `json:"queuedAt"`
+	StartedAt       json.RawMessage `json:"startedAt"`
+	LastUpdatedAt   json.RawMessage `json:"lastUpdatedAt"`
+	VersionNumber   int64           `json:"versionNumber"`
+	ExecutionNumber int64           `json:"executionNumber"`
+}
+
+func (w *wireSummary) summary() (JobSummary, error) {
+	s := JobSummary{JobID: w.JobID, VersionNumber: w.VersionNumber, ExecutionNumber: w.ExecutionNumber}
+	err := parseTimes([]*time.Time{&s.QueuedAt, &s.StartedAt, &s.LastUpdatedAt}, w.QueuedAt, w.StartedAt, w.LastUpdatedAt)
+	return s, err
+}
+
+func decodePendingJobs(body []byte) (*PendingJobs, error) {
+	var w struct {
+		InProgress  []wireSummary `json:"inProgressJobs"`
+		Queued      []wireSummary `json:"queuedJobs"`
+		ClientToken string        `json:"clientToken"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	p := &PendingJobs{ClientToken: w.ClientToken, Raw: body,
+		InProgress: make([]JobSummary, 0, len(w.InProgress)), Queued: make([]JobSummary, 0, len(w.Queued))}
+	for i := range w.InProgress {
+		s, err := w.InProgress[i].summary()
+		if err != nil {
+			return nil, err
+		}
+		p.InProgress = append(p.InProgress, s)
+	}
+	for i := range w.Queued {
+		s, err := w.Queued[i].summary()
+		if err != nil {
+			return nil, err
+		}
+		p.Queued = append(p.Queued, s)
+	}
+	return p, nil
+}
+
+type wireExecution struct {
+	wireSummary
+	ThingName                        string          `json:"thingName"`
+	Status                           ExecutionStatus `json:"status"`
+	StatusDetails                    map[string]any  `json:"statusDetails"`
+	ApproximateSecondsBeforeTimedOut *float64        `json:"approximateSecondsBeforeTimedOut"`
+	JobDocument                      json.RawMessage `json:"jobDocument"`
+}
+
+func decodeExecutionResult(body []byte) (*JobExecutionResult, error) {
+	var w struct {
+		Execution   *wireExecution `json:"execution"`
+		ClientToken string         `json:"clientToken"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	r := &JobExecutionResult{ClientToken: w.ClientToken, Raw: body}
+	if w.Execution == nil {
+		return r, nil
+	}
+	s, err := w.Execution.summary()
+	if err != nil {
+		return nil, err
+	}
+	e := &JobExecution{
+		JobID: s.JobID, ThingName: w.Execution.ThingName, Status: w.Execution.Status,
+		StatusDetails: w.Execution.StatusDetails,
+		QueuedAt:      s.QueuedAt, StartedAt: s.StartedAt, LastUpdatedAt: s.LastUpdatedAt,
+		VersionNumber: s.VersionNumber, ExecutionNumber: s.ExecutionNumber,
+		JobDocument: nullToNil(w.Execution.JobDocument),
+	}
+	if e.StatusDetails == nil {
+		e.StatusDetails = map[string]any{}
+	}
+	if a := w.Execution.ApproximateSecondsBeforeTimedOut; a != nil {
+		e.TimeBeforeTimeout = time.Duration(*a * float64(time.Second))
+	}
+	r.Execution = e
+	return r, nil
+}
+
+func decodeJobUpdate(body []byte) (*JobUpdateResult, error) {
+	var w struct {
+		ExecutionState struct {
+			Status        ExecutionStatus `json:"status"`
+			StatusDetails map[string]any  `json:"statusDetails"`
+			VersionNumber int64           `json:"versionNumber"`
+		} `json:"executionState"`
+		JobDocument json.RawMessage `json:"jobDocument"`
+		Timestamp   json.RawMessage `json:"timestamp"`
+		ClientToken string          `json:"clientToken"`
+	}
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	r := &JobUpdateResult{
+		ExecutionState: JobExecutionState{
+			Status: w.ExecutionState.Status, StatusDetails: w.ExecutionState.StatusDetails,
+			VersionNumber: w.ExecutionState.VersionNumber,
+		},
+		JobDocument: nullToNil(w.JobDocument), ClientToken: w.ClientToken, Raw: body,
+	}
+	if r.ExecutionState.StatusDetails == nil {
+		r.ExecutionState.StatusDetails = map[string]any{}
+	}
+	t, err := parseTime(w.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp: %w", err)
+	}
+	r.Timestamp = t
+	return r, nil
+}
+
+func nullToNil(r json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(r)) == 0 || string(bytes.TrimSpace(r)) == "null" {
+		return nil
+	}
+	return r
+}
