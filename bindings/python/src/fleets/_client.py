@@ -111,8 +111,10 @@ def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) ->
 def _timeout_ms(value: float, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    ms = round(value * 1000)
-    if not value > 0 or ms < 1 or ms > 0xFFFFFFFF:
+    if not 0 < value < 4_294_967:  # also rejects NaN; the C API takes u32 milliseconds
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    ms = max(1, round(value * 1000))
+    if ms > 0xFFFFFFFF:
         raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}", code=ResultCode.ERR_INVALID_ARGUMENT)
     return ms
 
