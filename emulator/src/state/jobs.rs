@@ -314,6 +314,8 @@ pub struct Job {
     pub status: JobStatus,
     /// Default step timeout applied when an execution starts without one.
     pub in_progress_timeout_min: Option<u64>,
+    /// Target thing names, in the order given.
+    pub targets: Vec<String>,
     /// Executions by thing name.
     pub executions: BTreeMap<String, Execution>,
     /// Creation sequence number.
@@ -355,7 +357,7 @@ impl Job {
             "description": self.description,
             "document": self.document,
             "createdAt": self.created_at,
-            "targets": {"thingNames": self.executions.keys().collect::<Vec<_>>()},
+            "targets": {"thingNames": self.targets},
             "executionCounts": counts,
         })
     }
@@ -526,6 +528,7 @@ mod tests {
             created_at: 0,
             status: JobStatus::InProgress,
             in_progress_timeout_min: None,
+            targets: vec!["a".into(), "b".into()],
             executions: BTreeMap::new(),
             seq: 0,
         };

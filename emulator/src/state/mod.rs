@@ -645,6 +645,7 @@ impl State {
                 created_at: now,
                 status: JobStatus::InProgress,
                 in_progress_timeout_min,
+                targets: things.iter().map(|t| (*t).to_owned()).collect(),
                 executions,
                 seq,
             },
