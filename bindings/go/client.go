@@ -2,8 +2,10 @@
 
 package fleets
 
+// The linker flags come from link_shared.go (pkg-config fleets, the default) or
+// link_static.go (pkg-config fleets-static, with -tags fleets_static).
+
 /*
-#cgo pkg-config: fleets
 #include <stdlib.h>
 #include <fleets.h>
 */
