@@ -111,7 +111,7 @@ impl Command {
 
     /// Unix seconds at which a pending command times out.
     pub fn expires_at(&self) -> Option<u64> {
-        (self.ttl > 0).then(|| self.created_at + self.ttl)
+        (self.ttl > 0).then(|| self.created_at.saturating_add(self.ttl))
     }
 
     /// Applies an expired ttl. Returns true when the status changed.

@@ -179,7 +179,7 @@ impl Execution {
 
     fn set_timeout(&mut self, now: u64, minutes: Option<u64>) {
         if let Some(m) = minutes {
-            self.timeout_at = Some(now + m * 60);
+            self.timeout_at = Some(now.saturating_add(m.saturating_mul(60)));
         }
     }
 

@@ -161,12 +161,17 @@ impl State {
 
     /// Virtual now, Unix seconds (real time plus every `advance_clock`).
     pub fn now(&self) -> u64 {
-        self.fixed_now.unwrap_or_else(real_now) + self.clock_offset
+        self.fixed_now
+            .unwrap_or_else(real_now)
+            .saturating_add(self.clock_offset)
     }
 
     /// Virtual now, Unix milliseconds.
     pub fn now_ms(&self) -> u64 {
-        self.fixed_now.map(|s| s * 1000).unwrap_or_else(real_now_ms) + self.clock_offset * 1000
+        self.fixed_now
+            .map(|s| s.saturating_mul(1000))
+            .unwrap_or_else(real_now_ms)
+            .saturating_add(self.clock_offset.saturating_mul(1000))
     }
 
     /// Moves the virtual clock forward.
