@@ -278,6 +278,7 @@ class Client:
             code = fn(handle, *args, tls.buf, tls.cap, tls.out_len_p)
             # Read everything that is per thread right away, on this same thread.
             n = tls.out_len.value
+            body: Optional[bytes]
             if code == ResultCode.OK:
                 body = ctypes.string_at(tls.buf, n)
             elif code == ResultCode.ERR_BUFFER_TOO_SMALL:
@@ -488,4 +489,4 @@ class Client:
 
 def library_version() -> str:
     """The loaded libfleets version (``fleets_version()``)."""
-    return _lib.fleets_version().decode()
+    return str(_lib.fleets_version().decode())

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import enum
-from typing import Optional, Union
+from typing import Optional, Type, TypeVar, Union
+
+_E = TypeVar("_E", bound="_WireEnum")
 
 
 class ResultCode(enum.IntEnum):
@@ -58,7 +60,7 @@ class _WireEnum(enum.IntEnum):
         return None
 
     @classmethod
-    def coerce(cls, value: Union["_WireEnum", str, int]):  # type: ignore[no-untyped-def]
+    def coerce(cls: Type[_E], value: Union[_E, str, int]) -> _E:
         """A member from a member, its wire string (any case) or its integer value.
 
         Raises :class:`ValueError` (as :class:`fleets.InvalidArgument`) naming the accepted values.
@@ -67,7 +69,7 @@ class _WireEnum(enum.IntEnum):
             return value
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             try:
-                return cls(value)
+                return cls(value)  # type: ignore[arg-type]  # strings via _missing_
             except ValueError:
                 pass
         from ._errors import InvalidArgument

@@ -11,7 +11,7 @@ import os
 import sys
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._version import __version__
 
@@ -25,10 +25,10 @@ fleets_execution_status = c_uint32
 out_buf = POINTER(c_char)
 size_p = POINTER(c_size_t)
 
-_RESPONSE = [out_buf, c_size_t, size_p]
+_RESPONSE: List[Any] = [out_buf, c_size_t, size_p]
 
 #: name -> (restype, argtypes) for every function of include/fleets.h.
-FUNCTIONS: Dict[str, Tuple[Optional[type], List[type]]] = {
+FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # ThingDatas calls
     "fleets_shadow_report": (fleets_result, [fleets_client_p, c_char_p, c_char_p, c_char_p, c_uint64] + _RESPONSE),
     "fleets_shadow_get": (fleets_result, [fleets_client_p, c_char_p] + _RESPONSE),
