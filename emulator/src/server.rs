@@ -36,6 +36,8 @@ pub struct App {
     pub admin_token: String,
     /// Request body limit.
     pub max_body: usize,
+    /// Log one line per request to stderr (`FLEETS_EMULATOR_LOG=1`).
+    pub log: bool,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
             api_secret,
             admin_token,
             max_body,
+            log: std::env::var_os("FLEETS_EMULATOR_LOG").is_some_and(|v| !v.is_empty() && v != "0"),
         }
     }
 
@@ -210,8 +213,15 @@ where
 }
 
 async fn dispatch(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Response<Body> {
+    let started = app.log.then(|| {
+        (
+            std::time::Instant::now(),
+            req.method().clone(),
+            req.uri().path().to_owned(),
+        )
+    });
     let path = req.uri().path();
-    if path.starts_with("/api/v1/") {
+    let resp = if path.starts_with("/api/v1/") {
         crate::routes::handle(app, ctl, req).await
     } else if path.starts_with(crate::admin::PREFIX) {
         crate::admin::handle(app, req).await
@@ -224,5 +234,13 @@ async fn dispatch(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Response<
             ),
             None,
         )
+    };
+    if let Some((t, method, path)) = started {
+        eprintln!(
+            "fleets-emulator: {method} {path} -> {} ({} us)",
+            resp.status().as_u16(),
+            t.elapsed().as_micros()
+        );
     }
+    resp
 }
