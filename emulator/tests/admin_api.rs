@@ -354,3 +354,33 @@ fn ipv6_loopback() {
     let c = Client::new(&emu);
     c.admin("PUT", "/admin/v1/things/v6", None).ok();
 }
+
+#[test]
+fn handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<fleets_emulator::Emulator>();
+    assert_send_sync::<FaultRule>();
+    // usable from many threads at once
+    let emu = std::sync::Arc::new(common::start());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let emu = emu.clone();
+            std::thread::spawn(move || {
+                let c = Client::new(&emu);
+                for j in 0..25 {
+                    let name = format!("t-{i}-{j}");
+                    emu.register_thing(&name);
+                    c.post(
+                        "/api/v1/thing-datas/shadow/reported",
+                        &json!({"thingName": name, "state": {"reported": {"j": j}}}),
+                    )
+                    .ok();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(emu.stats().total, 100);
+}
