@@ -10,7 +10,8 @@
 #   install    cmake --install into a temporary prefix; checks the installed files
 #   consumers  builds and runs tests/cmake/consumer-find-package (find_package) and
 #              tests/cmake/consumer-pkg-config (pkg-config only), each against the shared and
-#              the static library of that prefix (runs install first)
+#              the static library of that prefix (runs install first), and
+#              tests/cmake/consumer-add-subdirectory (libfleets vendored via add_subdirectory)
 #   cross      aarch64 and armv7: cross build + ctest under qemu-user against the emulator
 #   sizes      prints the stripped libfleets.so sizes of the builds present
 #   demo       builds natively and runs the C thermostat against a fresh emulator, step by step
@@ -108,6 +109,15 @@ step_consumers() {
     if [[ $kind == shared ]]; then needs_libfleets "$dir/consumer" || die "pkg-config shared consumer does not load libfleets.so.0"
     else ! needs_libfleets "$dir/consumer" || die "pkg-config static consumer loads libfleets.so.0"; fi
   done
+
+  say "consumer add_subdirectory (shared and static)"
+  local dir=$BUILD/consumer-add-subdirectory
+  cmake -S "$ROOT/tests/cmake/consumer-add-subdirectory" -B "$dir" -DCMAKE_BUILD_TYPE=Release \
+        "-DFLEETS_CARGO_TARGET_DIR=$CARGO_TARGET"
+  cmake --build "$dir" --parallel "$JOBS"
+  ctest --test-dir "$dir" --output-on-failure
+  needs_libfleets "$dir/consumer_shared" || die "add_subdirectory shared consumer does not load libfleets.so.0"
+  ! needs_libfleets "$dir/consumer_static" || die "add_subdirectory static consumer loads libfleets.so.0"
 }
 
 step_cross_one() { # step_cross_one <name> <toolchain file>
