@@ -621,12 +621,18 @@ func TestClose(t *testing.T) {
 	thing := newThing(t, "close")
 	c = newClient(t)
 	fault(t, map[string]any{"kind": "delay", "delay_ms": 400, "path_prefix": "/api/v1/thing-datas/" + thing + "/"})
+	before := requestCount(t)
 	done := make(chan error, 1)
 	go func() { _, err := c.GetShadow(thing); done <- err }()
-	time.Sleep(150 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); requestCount(t) == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the emulator")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
 	c.Close()
-	if d := time.Since(start); d < 100*time.Millisecond {
+	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Errorf("Close returned after %v, before the call in progress", d)
 	}
 	if err := <-done; err != nil {
