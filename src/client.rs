@@ -2,7 +2,7 @@
 //! ThingDatas calls.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ureq::http::{header, HeaderValue, Uri};
@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, TrustAnchors};
 use crate::error::{Error, Result};
-use crate::response::{self, Response};
+use crate::resolve::CachingResolver;
+use crate::response::{self, Response, ResponseHeaders};
+use crate::retry::{self, RetryPolicy};
 use crate::validate::{self, JsonObject};
 use crate::wire::{self, ExecutionStatus, Severity};
 
@@ -40,7 +42,7 @@ pub struct ReportOptions<'a> {
 /// An event for [`Client::publish_event`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Event<'a> {
-    /// Event type, e.g. `"highTemperature"` (required, 1 to 256 bytes).
+    /// Event type, e.g. `"highTemperature"` (required, 1 to 128 bytes).
     pub event_type: &'a str,
     /// Severity; `None` leaves it out.
     pub severity: Option<Severity>,
@@ -65,6 +67,15 @@ pub struct Client {
     authorization: HeaderValue,
     secret: Zeroizing<String>,
     max_response_bytes: usize,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+/// Whether a request may be sent again after a transient failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Never,
 }
 
 impl Client {
@@ -72,20 +83,21 @@ impl Client {
     pub fn new(config: &Config) -> Result<Client> {
         let roots = match &config.trust {
             TrustAnchors::BundledMozilla => RootCerts::WebPki,
-            TrustAnchors::Pem(certs) => RootCerts::Specific(certs.clone()),
+            TrustAnchors::Certificates { certs, .. } => RootCerts::Specific(certs.clone()),
         };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .root_certs(roots)
+            .client_cert(config.client_cert.clone())
             .use_sni(true)
             .disable_verification(false)
             .build();
-        let agent: Agent = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .https_only(config.endpoint.base.starts_with("https://"))
             .tls_config(tls)
-            // Proxies are never picked up implicitly from the environment.
-            .proxy(None)
+            // Only the configured proxy: never one picked up implicitly from the environment.
+            .proxy(config.proxy.clone())
             .no_delay(true)
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -99,8 +111,12 @@ impl Client {
             .max_idle_connections(MAX_IDLE_CONNECTIONS)
             .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .max_idle_age(MAX_IDLE_AGE)
-            .build()
-            .new_agent();
+            .build();
+        let agent = Agent::with_parts(
+            agent_config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachingResolver::default(),
+        );
 
         let base = config.endpoint.base.clone();
         let uri = |path: &str| -> Result<Uri> {
@@ -119,6 +135,8 @@ impl Client {
             agent,
             base,
             max_response_bytes: config.max_response_bytes,
+            request_timeout: config.request_timeout,
+            retry: config.retry,
         })
     }
 
@@ -130,26 +148,23 @@ impl Client {
         reported_json: &str,
         options: ReportOptions<'_>,
     ) -> Result<Response> {
+        let generated = self.token_to_generate(options.client_token);
         let body = wire::ShadowReport {
             thing_name: validate::identifier("thing_name", thing_name)?,
             state: wire::ReportedState {
                 reported: JsonObject::parse("reported_json", reported_json)?,
             },
-            client_token: validate::client_token(options.client_token)?,
+            client_token: validate::client_token(options.client_token)?.or(generated.as_deref()),
             version: (options.version != 0).then_some(options.version),
         };
-        self.post(self.report_uri.clone(), &body)
+        self.post(self.report_uri.clone(), &body, Repeat::Safe)
     }
 
     /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
     pub fn get_shadow(&self, thing_name: &str) -> Result<Response> {
         let thing_name = validate::identifier("thing_name", thing_name)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/{thing_name}/shadow"))?;
-        let request = self
-            .agent
-            .get(uri)
-            .header(header::AUTHORIZATION, self.authorization.clone());
-        self.finish(request.call())
+        self.send(uri, None, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/events`.
@@ -165,7 +180,7 @@ impl Client {
                 .map(|a| validate::label("app_id", a))
                 .transpose()?,
         };
-        self.post(self.events_uri.clone(), &body)
+        self.post(self.events_uri.clone(), &body, Repeat::Never)
     }
 
     /// `POST /api/v1/thing-datas/command/response`; `timestamp` in Unix seconds, 0 = now.
@@ -184,7 +199,7 @@ impl Client {
             result: JsonObject::parse_opt("result_json", result_json)?,
             timestamp: timestamp_or_now(timestamp, "timestamp", unix_seconds)?,
         };
-        self.post(self.command_response_uri.clone(), &body)
+        self.post(self.command_response_uri.clone(), &body, Repeat::Never)
     }
 
     /// `POST /api/v1/thing-datas/jobs/get`: in-progress and queued job summaries.
@@ -193,11 +208,12 @@ impl Client {
         thing_name: &str,
         client_token: Option<&str>,
     ) -> Result<Response> {
+        let generated = self.token_to_generate(client_token);
         let body = wire::JobsQuery {
             thing_name: validate::identifier("thing_name", thing_name)?,
-            client_token: validate::client_token(client_token)?,
+            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
-        self.post(self.jobs_get_uri.clone(), &body)
+        self.post(self.jobs_get_uri.clone(), &body, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/jobs/start-next`; `step_timeout_minutes` 0 leaves it out.
@@ -209,13 +225,14 @@ impl Client {
         step_timeout_minutes: u32,
         client_token: Option<&str>,
     ) -> Result<Response> {
+        let generated = self.token_to_generate(client_token);
         let body = wire::StartNextJob {
             thing_name: validate::identifier("thing_name", thing_name)?,
             status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
             step_timeout_in_minutes: (step_timeout_minutes != 0).then_some(step_timeout_minutes),
-            client_token: validate::client_token(client_token)?,
+            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
-        self.post(self.jobs_start_next_uri.clone(), &body)
+        self.post(self.jobs_start_next_uri.clone(), &body, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/get`: one job execution with its document.
@@ -225,13 +242,14 @@ impl Client {
         job_id: &str,
         client_token: Option<&str>,
     ) -> Result<Response> {
+        let generated = self.token_to_generate(client_token);
         let body = wire::JobsQuery {
             thing_name: validate::identifier("thing_name", thing_name)?,
-            client_token: validate::client_token(client_token)?,
+            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/get"))?;
-        self.post(uri, &body)
+        self.post(uri, &body, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/update`; `expected_version` 0 leaves it out.
@@ -244,16 +262,17 @@ impl Client {
         expected_version: u64,
         client_token: Option<&str>,
     ) -> Result<Response> {
+        let generated = self.token_to_generate(client_token);
         let body = wire::JobUpdate {
             thing_name: validate::identifier("thing_name", thing_name)?,
             status,
             status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
             expected_version: (expected_version != 0).then_some(expected_version),
-            client_token: validate::client_token(client_token)?,
+            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?;
-        self.post(uri, &body)
+        self.post(uri, &body, Repeat::Safe)
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
@@ -263,51 +282,109 @@ impl Client {
             .map_err(|_| Error::new(crate::ErrorCode::Internal, "could not form request URL"))
     }
 
-    fn post<B: serde::Serialize>(&self, uri: Uri, body: &B) -> Result<Response> {
+    /// A client token for a request that has none, so that it can be retried safely.
+    fn token_to_generate(&self, given: Option<&str>) -> Option<String> {
+        (given.is_none() && self.retry.enabled()).then(retry::generated_client_token)
+    }
+
+    fn post<B: serde::Serialize>(&self, uri: Uri, body: &B, repeat: Repeat) -> Result<Response> {
         let json = serde_json::to_vec(body).map_err(|e| {
             Error::new(crate::ErrorCode::Internal, format!("encoding request: {e}"))
         })?;
-        let request = self
-            .agent
-            .post(uri)
-            .header(header::AUTHORIZATION, self.authorization.clone())
-            .header(header::CONTENT_TYPE, "application/json");
-        self.finish(request.send(&json[..]))
+        self.send(uri, Some(&json), repeat)
     }
 
-    fn finish(
+    /// Sends a request, repeating it after transient failures when that is safe, all within
+    /// one deadline.
+    fn send(&self, uri: Uri, body: Option<&[u8]>, repeat: Repeat) -> Result<Response> {
+        let deadline = Instant::now() + self.request_timeout;
+        let mut attempt = 1;
+        loop {
+            // The agent's own deadline covers the first attempt; later ones get what is left.
+            let remaining =
+                (attempt > 1).then(|| deadline.saturating_duration_since(Instant::now()));
+            let error = match self.attempt(&uri, body, remaining) {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            if repeat == Repeat::Safe && error.is_transient() && attempt < self.retry.max_attempts()
+            {
+                let wait = self.retry.delay(attempt, error.retry_after());
+                if Instant::now() + wait < deadline {
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                    continue;
+                }
+            }
+            return Err(self.scrub(error.after_attempts(attempt)));
+        }
+    }
+
+    fn attempt(
         &self,
-        sent: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        uri: &Uri,
+        body: Option<&[u8]>,
+        remaining: Option<Duration>,
     ) -> Result<Response> {
-        let outcome = sent
+        let sent = match body {
+            None => {
+                let request = self
+                    .agent
+                    .get(uri.clone())
+                    .header(header::AUTHORIZATION, self.authorization.clone());
+                match remaining {
+                    Some(left) => request.config().timeout_global(Some(left)).build().call(),
+                    None => request.call(),
+                }
+            }
+            Some(json) => {
+                let request = self
+                    .agent
+                    .post(uri.clone())
+                    .header(header::AUTHORIZATION, self.authorization.clone())
+                    .header(header::CONTENT_TYPE, "application/json");
+                match remaining {
+                    Some(left) => request
+                        .config()
+                        .timeout_global(Some(left))
+                        .build()
+                        .send(json),
+                    None => request.send(json),
+                }
+            }
+        };
+        let (status, headers, body) = sent
             .and_then(|mut response| {
                 let status = response.status().as_u16();
-                let location = response
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let header_text = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let headers = ResponseHeaders {
+                    location: header_text(header::LOCATION),
+                    retry_after: header_text(header::RETRY_AFTER)
+                        .as_deref()
+                        .and_then(retry::parse_retry_after),
+                };
                 let body = response
                     .body_mut()
                     .with_config()
                     .limit(self.max_response_bytes as u64)
                     .read_to_vec()?;
-                Ok((status, location, body))
+                Ok((status, headers, body))
             })
-            .map_err(|e| response::transport_error(e, self.max_response_bytes))
-            .and_then(|(status, location, body)| {
-                response::classify(status, location.as_deref(), body)
-            });
-        outcome.map_err(|e| self.scrub(e))
+            .map_err(|e| response::transport_error(e, self.max_response_bytes))?;
+        response::classify(status, &headers, body)
     }
 
     /// Defence in depth: no error leaves the client with the secret in its message.
     fn scrub(&self, err: Error) -> Error {
         if err.message().contains(self.secret.as_str()) {
-            Error::new(
-                err.code(),
-                err.message().replace(self.secret.as_str(), "<redacted>"),
-            )
+            let message = err.message().replace(self.secret.as_str(), "<redacted>");
+            err.with_message(message)
         } else {
             err
         }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::Uri;
-use ureq::tls::{Certificate, PemItem};
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey};
+use ureq::Proxy;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 
 /// Connect timeout used when none is configured: covers DNS, TCP and the TLS handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,8 +27,11 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 pub(crate) enum TrustAnchors {
     /// The Mozilla root program, bundled in the library (webpki-roots).
     BundledMozilla,
-    /// Only the certificates of a PEM bundle given by the user.
-    Pem(Arc<Vec<Certificate<'static>>>),
+    /// Only these certificates: from a CA file, an in-memory PEM bundle or the OS store.
+    Certificates {
+        certs: Arc<Vec<Certificate<'static>>>,
+        source: &'static str,
+    },
 }
 
 /// A parsed `https://host[:port][/base]` endpoint.
@@ -37,6 +42,16 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// The host part, as written (brackets kept for IPv6).
+    pub(crate) fn host(&self) -> &str {
+        let after_scheme = self.base.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = after_scheme.split('/').next().unwrap_or("");
+        match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => &authority[..i],
+            _ => authority,
+        }
+    }
+
     pub(crate) fn parse(text: &str) -> Result<Endpoint> {
         let bad = |why: &str| Error::invalid_config(format!("endpoint {text:?} {why}"));
         let uri: Uri = text
@@ -90,6 +105,9 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_response_bytes: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) client_cert: Option<ClientCert>,
+    pub(crate) proxy: Option<Proxy>,
 }
 
 impl Config {
@@ -115,11 +133,15 @@ impl Config {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            retry: RetryPolicy::default(),
+            client_cert: None,
+            proxy: None,
         })
     }
 
     /// A configuration from `FLEETS_ENDPOINT`, `FLEETS_API_KEY`, `FLEETS_API_SECRET` and,
-    /// when set, `FLEETS_CA_FILE`.
+    /// when set, `FLEETS_CA_FILE`; a proxy from `HTTPS_PROXY` (`HTTP_PROXY` for an `http://`
+    /// loopback endpoint), lower case accepted, unless `NO_PROXY` names the endpoint's host.
     pub fn from_env() -> Result<Config> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {
@@ -133,6 +155,7 @@ impl Config {
         if let Some(ca_file) = std::env::var_os("FLEETS_CA_FILE").filter(|v| !v.is_empty()) {
             config.set_ca_file(Path::new(&ca_file))?;
         }
+        config.proxy = proxy_from_env(&config.endpoint)?;
         Ok(config)
     }
 
@@ -145,8 +168,112 @@ impl Config {
         })?;
         let certs = parse_ca_pem(&pem)
             .map_err(|why| Error::invalid_config(format!("CA file {}: {why}", path.display())))?;
-        self.trust = TrustAnchors::Pem(Arc::new(certs));
+        self.trust = TrustAnchors::Certificates {
+            certs: Arc::new(certs),
+            source: "a CA file",
+        };
         Ok(())
+    }
+
+    /// Trusts only the certificates of an in-memory PEM bundle. Fails with `InvalidConfig`
+    /// when it holds no usable certificate.
+    pub fn set_ca_pem(&mut self, pem: &str) -> Result<()> {
+        let certs = parse_ca_pem(pem.as_bytes())
+            .map_err(|why| Error::invalid_config(format!("CA PEM: {why}")))?;
+        self.trust = TrustAnchors::Certificates {
+            certs: Arc::new(certs),
+            source: "an in-memory PEM bundle",
+        };
+        Ok(())
+    }
+
+    /// Trusts the operating system's certificate store (for networks that inspect TLS with
+    /// their own CA). Fails with `InvalidConfig` when the store has no usable certificate.
+    pub fn use_system_roots(&mut self) -> Result<()> {
+        let found = rustls_native_certs::load_native_certs();
+        let certs: Vec<Certificate<'static>> = found
+            .certs
+            .iter()
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        if certs.is_empty() {
+            let why = found
+                .errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "no certificates found".to_owned());
+            return Err(Error::invalid_config(format!(
+                "system certificate store unusable: {why}"
+            )));
+        }
+        self.trust = TrustAnchors::Certificates {
+            certs: Arc::new(certs),
+            source: "the system store",
+        };
+        Ok(())
+    }
+
+    /// Presents a client certificate (mutual TLS): a PEM certificate chain and its PEM private
+    /// key. Fails with `InvalidConfig` when either cannot be read or parsed, or when the key
+    /// does not belong to the certificate.
+    pub fn set_client_cert(&mut self, cert_pem_path: &Path, key_pem_path: &Path) -> Result<()> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map(Zeroizing::new).map_err(|e| {
+                Error::invalid_config(format!("cannot read {what} {}: {e}", path.display()))
+            })
+        };
+        let cert_pem = read("client certificate", cert_pem_path)?;
+        let key_pem = read("client key", key_pem_path)?;
+        let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert_pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
+        if chain.is_empty() {
+            return Err(Error::invalid_config(format!(
+                "client certificate file {} holds no PEM certificate",
+                cert_pem_path.display()
+            )));
+        }
+        let key = PrivateKey::from_pem(&key_pem).map_err(|_| {
+            Error::invalid_config(format!(
+                "client key file {} holds no usable PEM private key",
+                key_pem_path.display()
+            ))
+        })?;
+        check_key_matches(&chain[0], &key)?;
+        self.client_cert = Some(ClientCert::new_with_certs(&chain, key));
+        Ok(())
+    }
+
+    /// Sends every request through an HTTP CONNECT proxy, `http://[user:password@]host:port`.
+    /// TLS still runs end to end with the server.
+    pub fn set_proxy(&mut self, url: &str) -> Result<()> {
+        self.proxy = Some(parse_proxy(url)?);
+        Ok(())
+    }
+
+    /// Retries transient failures of requests that are safe to repeat; see
+    /// [`RetryPolicy`]. `max_attempts` 1 disables retries; 0 keeps the default.
+    pub fn set_retry(
+        &mut self,
+        max_attempts: u32,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Result<()> {
+        self.retry = RetryPolicy::new(max_attempts, initial_backoff, max_backoff)?;
+        Ok(())
+    }
+
+    /// Largest response body kept in memory (default 1 MiB); a larger one fails with
+    /// `BadResponse`. 0 keeps the default.
+    pub fn set_max_response_bytes(&mut self, limit: usize) {
+        self.max_response_bytes = if limit == 0 {
+            DEFAULT_MAX_RESPONSE_BYTES
+        } else {
+            limit
+        };
     }
 
     /// Sets the connect timeout and the whole-request deadline. `Duration::ZERO` keeps the
@@ -175,6 +302,85 @@ impl Config {
     pub fn api_key(&self) -> &str {
         &self.api_key
     }
+}
+
+fn parse_proxy(url: &str) -> Result<Proxy> {
+    // The URL may carry a password: never echo it in an error.
+    if !url.starts_with("http://") {
+        return Err(Error::invalid_config(
+            "proxy URL must be http://[user:password@]host:port (an HTTP CONNECT proxy)",
+        ));
+    }
+    Proxy::new(url).map_err(|_| {
+        Error::invalid_config("proxy URL is not a valid http://[user:password@]host:port URL")
+    })
+}
+
+/// The proxy the environment asks for, honouring `NO_PROXY` for the endpoint's host.
+fn proxy_from_env(endpoint: &Endpoint) -> Result<Option<Proxy>> {
+    let var = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    };
+    let url = if endpoint.base.starts_with("https://") {
+        var(["HTTPS_PROXY", "https_proxy"])
+    } else {
+        var(["HTTP_PROXY", "http_proxy"])
+    };
+    let Some(url) = url else { return Ok(None) };
+    let no_proxy = var(["NO_PROXY", "no_proxy"]).unwrap_or_default();
+    if no_proxy_matches(&no_proxy, endpoint.host()) {
+        return Ok(None);
+    }
+    let url = if url.contains("://") {
+        url
+    } else {
+        format!("http://{url}")
+    };
+    parse_proxy(&url).map(Some)
+}
+
+/// curl's reading of `NO_PROXY`: comma-separated hosts, each matching itself and its
+/// subdomains (a leading `.` or `*.` is ignored); `*` matches every host.
+fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    no_proxy
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.trim_start_matches("*.").trim_start_matches('.');
+            let entry = entry.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case(entry)
+                || (host.len() > entry.len()
+                    && host[host.len() - entry.len()..].eq_ignore_ascii_case(entry)
+                    && host.as_bytes()[host.len() - entry.len() - 1] == b'.')
+        })
+}
+
+/// Refuses a client key that does not belong to the certificate, at configuration time
+/// rather than as a puzzling handshake failure later.
+fn check_key_matches(cert: &Certificate<'static>, key: &PrivateKey<'static>) -> Result<()> {
+    let provider = rustls::crypto::ring::default_provider();
+    let key_der = rustls_pki_types::PrivateKeyDer::try_from(key.der().to_vec())
+        .map_err(|_| Error::invalid_config("client key is not a supported private key"))?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| Error::invalid_config(format!("client key is not usable: {e}")))?;
+    let certified = rustls::sign::CertifiedKey::new(
+        vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+        signing_key,
+    );
+    certified.keys_match().map_err(|e| {
+        Error::invalid_config(format!(
+            "client key does not match the client certificate: {e}"
+        ))
+    })
 }
 
 fn non_zero_or(value: Duration, default: Duration) -> Duration {
@@ -219,11 +425,23 @@ impl fmt::Debug for Config {
                 "trust",
                 &match &self.trust {
                     TrustAnchors::BundledMozilla => "bundled Mozilla roots".to_owned(),
-                    TrustAnchors::Pem(c) => format!("{} certificate(s) from a CA file", c.len()),
+                    TrustAnchors::Certificates { certs, source } => {
+                        format!("{} certificate(s) from {source}", certs.len())
+                    }
                 },
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("retry", &self.retry)
+            .field("client_cert", &self.client_cert.is_some())
+            .field(
+                "proxy",
+                &self
+                    .proxy
+                    .as_ref()
+                    .map(|p| format!("{}:{}", p.host(), p.port())),
+            )
             .finish()
     }
 }
@@ -277,6 +495,42 @@ mod tests {
         assert!(Config::new("https://h", "", "s").is_err());
         assert!(Config::new("https://h", "a:b", "s").is_err());
         assert!(Config::new("https://h", "a", "").is_err());
+    }
+
+    #[test]
+    fn endpoint_hosts() {
+        for (text, host) in [
+            ("https://h.example:8443/base", "h.example"),
+            ("https://h.example", "h.example"),
+            ("http://[::1]:9", "[::1]"),
+            ("http://127.0.0.1", "127.0.0.1"),
+        ] {
+            assert_eq!(Endpoint::parse(text).unwrap().host(), host, "{text}");
+        }
+    }
+
+    #[test]
+    fn no_proxy_rules() {
+        assert!(no_proxy_matches("*", "fleets.example.com"));
+        assert!(no_proxy_matches("example.com", "fleets.example.com"));
+        assert!(no_proxy_matches("a.b, .example.com", "fleets.example.com"));
+        assert!(no_proxy_matches("*.example.com", "fleets.example.com"));
+        assert!(no_proxy_matches("fleets.example.com", "FLEETS.example.com"));
+        assert!(no_proxy_matches("127.0.0.1,localhost", "127.0.0.1"));
+        assert!(no_proxy_matches("::1", "[::1]"));
+        assert!(!no_proxy_matches("", "fleets.example.com"));
+        assert!(!no_proxy_matches("ample.com", "fleets.example.com"));
+        assert!(!no_proxy_matches("other.com", "fleets.example.com"));
+    }
+
+    #[test]
+    fn proxy_urls_checked_without_echoing_passwords() {
+        let mut c = Config::new("https://h", "k", "s").unwrap();
+        assert!(c.set_proxy("http://user:pw@proxy.local:3128").is_ok());
+        let err = c.set_proxy("socks5://user:hunter2@proxy:1080").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig);
+        assert!(!err.message().contains("hunter2"));
+        assert!(!format!("{c:?}").contains("pw@"));
     }
 
     #[test]

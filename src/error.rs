@@ -1,6 +1,7 @@
 //! Errors of the safe API, and the stable result codes they map to in the C ABI.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Stable numeric result codes, identical to the `FLEETS_*` constants of the C ABI.
 ///
@@ -156,6 +157,8 @@ pub struct Error {
     message: String,
     http_status: u16,
     body: Option<String>,
+    retry_after: Option<Duration>,
+    transient: bool,
 }
 
 impl Error {
@@ -166,6 +169,8 @@ impl Error {
             message: message.into(),
             http_status: 0,
             body: None,
+            retry_after: None,
+            transient: false,
         }
     }
 
@@ -176,7 +181,39 @@ impl Error {
             message,
             http_status: status,
             body: Some(body),
+            retry_after: None,
+            transient: false,
         }
+    }
+
+    /// Marks a failure that may go away if the request is repeated.
+    pub(crate) fn transient(mut self, retry_after: Option<Duration>) -> Error {
+        self.transient = true;
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub(crate) fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// The same error with another message.
+    pub(crate) fn with_message(mut self, message: String) -> Error {
+        self.message = message;
+        self
+    }
+
+    /// Notes in the message how many attempts were made.
+    pub(crate) fn after_attempts(mut self, attempts: u32) -> Error {
+        if attempts > 1 {
+            self.message = format!("{} (after {attempts} attempts)", self.message);
+        }
+        self
+    }
+
+    /// The wait the server asked for with `Retry-After` (429, 503), if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Error {

@@ -27,7 +27,11 @@ pub mod json;
 /// cbindgen:ignore
 pub mod last_call;
 /// cbindgen:ignore
+mod resolve;
+/// cbindgen:ignore
 mod response;
+/// cbindgen:ignore
+mod retry;
 /// cbindgen:ignore
 mod validate;
 /// cbindgen:ignore
@@ -42,6 +46,10 @@ pub use config::{
 };
 pub use error::{Error, ErrorCode, Result};
 pub use response::Response;
+pub use retry::{
+    RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,
+    MAX_ATTEMPTS_LIMIT,
+};
 pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
 pub use wire::{ExecutionStatus, Severity};
 

@@ -49,8 +49,16 @@ struct ErrorBody {
     message: Option<String>,
 }
 
+/// What of a response's headers matters for classifying it.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseHeaders {
+    pub location: Option<String>,
+    pub retry_after: Option<std::time::Duration>,
+}
+
 /// Classifies a received response by status and body.
-pub(crate) fn classify(status: u16, location: Option<&str>, body: Vec<u8>) -> Result<Response> {
+pub(crate) fn classify(status: u16, headers: &ResponseHeaders, body: Vec<u8>) -> Result<Response> {
+    let location = headers.location.as_deref();
     let body = match String::from_utf8(body) {
         Ok(text) => text,
         Err(e) if (200..300).contains(&status) => {
@@ -91,24 +99,35 @@ pub(crate) fn classify(status: u16, location: Option<&str>, body: Vec<u8>) -> Re
             _ => format!("HTTP {status} from server"),
         }
     };
-    Err(Error::http(
-        ErrorCode::from_http_status(status),
-        status,
-        message,
-        body,
-    ))
+    let error = Error::http(ErrorCode::from_http_status(status), status, message, body);
+    Err(match status {
+        429 | 502 | 503 | 504 => error.transient(headers.retry_after),
+        _ => error,
+    })
 }
 
 /// Classifies a failure that produced no usable response.
 pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error {
     use ureq::Error as U;
     match err {
-        U::Timeout(phase) => Error::new(
-            ErrorCode::Timeout,
-            format!("timed out: {phase} deadline expired"),
-        ),
-        U::HostNotFound => Error::new(ErrorCode::Connect, "DNS: host not found"),
-        U::ConnectionFailed => Error::new(ErrorCode::Connect, "connect: connection failed"),
+        U::Timeout(phase) => {
+            use ureq::Timeout as T;
+            let error = Error::new(
+                ErrorCode::Timeout,
+                format!("timed out: {phase} deadline expired"),
+            );
+            // Before any byte of the response: safe to try again within the deadline.
+            match phase {
+                T::Resolve | T::Connect | T::SendRequest | T::SendBody | T::RecvResponse => {
+                    error.transient(None)
+                }
+                _ => error,
+            }
+        }
+        U::HostNotFound => Error::new(ErrorCode::Connect, "DNS: host not found").transient(None),
+        U::ConnectionFailed => {
+            Error::new(ErrorCode::Connect, "connect: connection failed").transient(None)
+        }
         U::Io(e) => io_error(e),
         U::Tls(why) => Error::new(ErrorCode::Tls, format!("TLS: {why}")),
         U::Rustls(e) => Error::new(ErrorCode::Tls, format!("TLS: {e}")),
@@ -140,7 +159,7 @@ fn io_error(e: io::Error) -> Error {
         | io::ErrorKind::AddrNotAvailable
         | io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::HostUnreachable => {
-            return Error::new(ErrorCode::Connect, format!("connect: {e}"))
+            return Error::new(ErrorCode::Connect, format!("connect: {e}")).transient(None)
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorCode::Timeout,
         _ => ErrorCode::Io,
@@ -154,22 +173,24 @@ mod tests {
 
     #[test]
     fn two_hundreds_must_be_json_or_empty() {
-        assert!(classify(200, None, b"{\"a\":1}".to_vec()).is_ok());
-        assert!(classify(204, None, Vec::new()).is_ok());
-        let err = classify(200, None, b"<html>".to_vec()).unwrap_err();
+        let h = ResponseHeaders::default();
+        assert!(classify(200, &h, b"{\"a\":1}".to_vec()).is_ok());
+        assert!(classify(204, &h, Vec::new()).is_ok());
+        let err = classify(200, &h, b"<html>".to_vec()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::BadResponse);
         assert_eq!(err.body(), Some("<html>"));
         assert_eq!(
-            classify(200, None, vec![0xff, b'{']).unwrap_err().code(),
+            classify(200, &h, vec![0xff, b'{']).unwrap_err().code(),
             ErrorCode::BadResponse
         );
     }
 
     #[test]
     fn statuses_map_to_codes_with_server_reason() {
+        let h = ResponseHeaders::default();
         let err = classify(
             409,
-            None,
+            &h,
             br#"{"code":"VersionConflict","message":"expected 3"}"#.to_vec(),
         )
         .unwrap_err();
@@ -186,13 +207,23 @@ mod tests {
             (503, ErrorCode::Server),
             (418, ErrorCode::Http),
         ] {
-            assert_eq!(classify(status, None, Vec::new()).unwrap_err().code(), code);
+            let err = classify(status, &h, Vec::new()).unwrap_err();
+            assert_eq!(err.code(), code);
+            assert_eq!(
+                err.is_transient(),
+                status == 429 || status == 503,
+                "{status}"
+            );
         }
     }
 
     #[test]
     fn redirects_name_the_location() {
-        let err = classify(302, Some("https://elsewhere.example/x"), Vec::new()).unwrap_err();
+        let h = ResponseHeaders {
+            location: Some("https://elsewhere.example/x".into()),
+            retry_after: None,
+        };
+        let err = classify(302, &h, Vec::new()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Http);
         assert!(err.message().contains("https://elsewhere.example/x"));
     }

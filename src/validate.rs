@@ -10,7 +10,7 @@ pub const MAX_IDENTIFIER_LEN: usize = 128;
 /// Longest client token accepted (bytes of printable ASCII).
 pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
 /// Longest free-text label (event type, app id) accepted.
-pub const MAX_LABEL_LEN: usize = 256;
+pub const MAX_LABEL_LEN: usize = 128;
 
 /// Checks an identifier that goes into a URL path or names a device:
 /// `[A-Za-z0-9._:-]{1,128}`, and not `.` or `..`.
@@ -53,7 +53,7 @@ pub fn client_token(value: Option<&str>) -> Result<Option<&str>> {
     Ok(value)
 }
 
-/// Checks a free-text label such as an event type or app id: 1 to 256 bytes, no control
+/// Checks a free-text label such as an event type or app id: 1 to 128 bytes, no control
 /// characters.
 pub fn label<'a>(what: &str, value: &'a str) -> Result<&'a str> {
     if value.is_empty() || value.len() > MAX_LABEL_LEN || value.chars().any(char::is_control) {
@@ -168,6 +168,7 @@ mod tests {
         assert!(label("event_type", "highTemperature").is_ok());
         assert!(label("event_type", "").is_err());
         assert!(label("event_type", "a\nb").is_err());
-        assert!(label("event_type", &"e".repeat(257)).is_err());
+        assert!(label("event_type", &"e".repeat(128)).is_ok());
+        assert!(label("event_type", &"e".repeat(129)).is_err());
     }
 }

@@ -147,7 +147,7 @@ fn job_lifecycle() {
     let emu = emulator();
     let client = client(&emu);
     let nothing = json(client.start_next_job(THING, None, 0, None).unwrap().body());
-    assert_eq!(nothing, json!({}));
+    assert!(nothing.get("execution").is_none(), "{nothing}");
 
     let job = emu.create_job(json!({"firmware": "2.0.0"}), &[THING], Some("upgrade"));
     let pending = json(
@@ -251,7 +251,11 @@ fn server_side_validation_is_bad_request() {
 #[test]
 fn server_errors_map_to_codes_with_the_servers_reason() {
     let emu = emulator();
-    let client = client(&emu);
+    let mut config = config(&emu);
+    config
+        .set_retry(1, Duration::ZERO, Duration::ZERO)
+        .unwrap();
+    let client = Client::new(&config).unwrap();
     for (status, code) in [
         (400, ErrorCode::BadRequest),
         (403, ErrorCode::Forbidden),

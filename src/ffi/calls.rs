@@ -103,7 +103,7 @@ pub unsafe extern "C" fn fleets_shadow_get(
 
 /// Publishes an event: `POST /api/v1/thing-datas/events`.
 ///
-/// - `client`, `thing_name` and `event_type` (1 to 256 bytes, no control characters) are
+/// - `client`, `thing_name` and `event_type` (1 to 128 bytes, no control characters) are
 ///   required.
 /// - `severity`: a `FLEETS_SEVERITY_*` value; `FLEETS_SEVERITY_UNSET` leaves it out; any
 ///   other value is `FLEETS_ERR_INVALID_ARGUMENT`.

@@ -1,0 +1,149 @@
+//! Host name resolution for the connection pool. ureq resolves before every request, even
+//! one that reuses a pooled connection, and with a timeout set it does so on a new thread.
+//! This resolver answers IP literals directly and caches names briefly, so a steady stream
+//! of calls costs no thread and no DNS query; a real lookup still runs on a helper thread so
+//! that it stays within the call's deadline.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+
+/// Addresses kept per lookup (the capacity of ureq's address list).
+const MAX_ADDRS: usize = 16;
+
+/// How long a successful lookup is reused.
+pub const DNS_CACHE_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+pub(crate) struct CachingResolver {
+    cache: Mutex<Option<CachedLookup>>,
+}
+
+#[derive(Debug)]
+struct CachedLookup {
+    host_port: String,
+    addrs: Vec<SocketAddr>,
+    at: Instant,
+}
+
+impl CachingResolver {
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: NextTimeout,
+    ) -> Result<Vec<SocketAddr>, ureq::Error> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let host_port = format!("{bare}:{port}");
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(hit) = cache
+                .as_ref()
+                .filter(|c| c.host_port == host_port && c.at.elapsed() < DNS_CACHE_TTL)
+            {
+                return Ok(hit.addrs.clone());
+            }
+        }
+        let addrs = lookup_within(host_port.clone(), timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some(CachedLookup {
+                host_port,
+                addrs: addrs.clone(),
+                at: Instant::now(),
+            });
+        }
+        Ok(addrs)
+    }
+}
+
+/// Resolves on a helper thread so that a slow DNS server cannot outlast the deadline.
+fn lookup_within(host_port: String, timeout: NextTimeout) -> Result<Vec<SocketAddr>, ureq::Error> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("fleets-dns".into())
+        .spawn(move || {
+            let _ = tx.send(host_port.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+        })
+        .map_err(ureq::Error::Io)?;
+    match rx.recv_timeout(*timeout.after) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(ureq::Error::HostNotFound),
+        Ok(Err(_)) => Err(ureq::Error::HostNotFound),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(ureq::Error::Timeout(timeout.reason)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(ureq::Error::HostNotFound),
+    }
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
+        let port = authority
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            });
+        let addrs = self.lookup(authority.host(), port, timeout)?;
+        let mut result = self.empty();
+        for addr in config
+            .ip_family()
+            .keep_wanted(addrs.into_iter())
+            .take(MAX_ADDRS)
+        {
+            result.push(addr);
+        }
+        if result.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_resolve_without_lookup() {
+        let r = CachingResolver::default();
+        let t = NextTimeout::default();
+        assert_eq!(
+            r.lookup("127.0.0.1", 8443, t).unwrap(),
+            vec!["127.0.0.1:8443".parse().unwrap()]
+        );
+        assert_eq!(
+            r.lookup("[::1]", 9, t).unwrap(),
+            vec!["[::1]:9".parse().unwrap()]
+        );
+        assert!(r.cache.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn names_are_cached() {
+        let r = CachingResolver::default();
+        let first = r.lookup("localhost", 80, NextTimeout::default()).unwrap();
+        assert!(!first.is_empty());
+        assert_eq!(
+            r.cache.lock().unwrap().as_ref().unwrap().host_port,
+            "localhost:80"
+        );
+        assert_eq!(
+            r.lookup("localhost", 80, NextTimeout::default()).unwrap(),
+            first
+        );
+    }
+}
