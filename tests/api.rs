@@ -252,9 +252,7 @@ fn server_side_validation_is_bad_request() {
 fn server_errors_map_to_codes_with_the_servers_reason() {
     let emu = emulator();
     let mut config = config(&emu);
-    config
-        .set_retry(1, Duration::ZERO, Duration::ZERO)
-        .unwrap();
+    config.set_retry(1, Duration::ZERO, Duration::ZERO).unwrap();
     let client = Client::new(&config).unwrap();
     for (status, code) in [
         (400, ErrorCode::BadRequest),
