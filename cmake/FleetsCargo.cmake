@@ -11,6 +11,7 @@
 #   FLEETS_CARGO_TARGET_DIR cargo target directory (default: <source>/target, shared with cargo)
 #   FLEETS_CARGO_PROFILE    cargo profile (default: release)
 #   FLEETS_CARGO_FLAGS      extra arguments to `cargo build` (e.g. --locked;--offline)
+#   FLEETS_CARGO_OPT_LEVEL  override the profile's opt-level (e.g. s); empty = Cargo.toml
 #
 # Outputs:
 #   fleets_cargo_build      custom target running cargo
@@ -29,6 +30,8 @@ set(FLEETS_RUST_TARGET "${FLEETS_RUST_TARGET}" CACHE STRING
 set(FLEETS_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target" CACHE PATH "cargo target directory")
 set(FLEETS_CARGO_PROFILE "release" CACHE STRING "cargo profile used for the library")
 set(FLEETS_CARGO_FLAGS "" CACHE STRING "extra arguments for cargo build (;-separated)")
+set(FLEETS_CARGO_OPT_LEVEL "" CACHE STRING
+    "Override the cargo profile's opt-level (e.g. s: ~12% smaller library, ~15-20% more CPU per request); empty = Cargo.toml")
 
 if(CMAKE_CROSSCOMPILING AND NOT FLEETS_RUST_TARGET)
   message(FATAL_ERROR "Cross-compiling without FLEETS_RUST_TARGET: use a toolchain file from "
@@ -51,6 +54,11 @@ endif()
 # cross compiler CMake uses.
 set(_fleets_cargo_env "CARGO_TARGET_DIR=${FLEETS_CARGO_TARGET_DIR}")
 set(_fleets_target_args "")
+if(NOT FLEETS_CARGO_OPT_LEVEL STREQUAL "")
+  string(TOUPPER "${FLEETS_CARGO_PROFILE}" _fleets_profile_uc)
+  string(REPLACE "-" "_" _fleets_profile_uc "${_fleets_profile_uc}")
+  list(APPEND _fleets_cargo_env "CARGO_PROFILE_${_fleets_profile_uc}_OPT_LEVEL=${FLEETS_CARGO_OPT_LEVEL}")
+endif()
 if(FLEETS_RUST_TARGET)
   string(TOUPPER "${FLEETS_RUST_TARGET}" _fleets_triple_uc)
   string(REPLACE "-" "_" _fleets_triple_uc "${_fleets_triple_uc}")
@@ -60,6 +68,17 @@ if(FLEETS_RUST_TARGET)
        "CC_${_fleets_triple_lc}=${CMAKE_C_COMPILER}"
        "AR_${_fleets_triple_lc}=${CMAKE_AR}")
   set(_fleets_target_args --target "${FLEETS_RUST_TARGET}")
+  # A toolchain with CMAKE_SYSROOT (Yocto/Buildroot SDKs): compile ring's C code and link
+  # against that sysroot too, unless the environment already says how.
+  if(CMAKE_SYSROOT)
+    if(NOT DEFINED ENV{CFLAGS_${_fleets_triple_lc}})
+      list(APPEND _fleets_cargo_env "CFLAGS_${_fleets_triple_lc}=--sysroot=${CMAKE_SYSROOT}")
+    endif()
+    if(NOT DEFINED ENV{CARGO_TARGET_${_fleets_triple_uc}_RUSTFLAGS} AND NOT DEFINED ENV{RUSTFLAGS})
+      list(APPEND _fleets_cargo_env
+           "CARGO_TARGET_${_fleets_triple_uc}_RUSTFLAGS=-Clink-arg=--sysroot=${CMAKE_SYSROOT}")
+    endif()
+  endif()
 endif()
 
 if(FLEETS_RUST_TARGET)
