@@ -453,7 +453,9 @@ fleets_result fleets_config_new(const char *endpoint,
 /**
  * Creates a configuration from the environment: `FLEETS_ENDPOINT`, `FLEETS_API_KEY`,
  * `FLEETS_API_SECRET` and, when set and non-empty, `FLEETS_CA_FILE` (as for
- * `fleets_config_set_ca_file`).
+ * `fleets_config_set_ca_file`). A proxy comes from `HTTPS_PROXY` (`HTTP_PROXY` for an
+ * `http://` loopback endpoint; lower-case names accepted) unless `NO_PROXY` names the
+ * endpoint's host.
  *
  * On success `*out` receives a new handle freed with `fleets_config_free`. A missing
  * variable is `FLEETS_ERR_INVALID_CONFIG` (the message names it). Reads the process
@@ -491,6 +493,103 @@ fleets_result fleets_config_set_ca_file(fleets_config_t *cfg,
 fleets_result fleets_config_set_timeouts(fleets_config_t *cfg,
                                          uint32_t connect_ms,
                                          uint32_t request_ms);
+
+/**
+ * Trusts only the certificates of an in-memory PEM bundle (NUL-terminated text), instead of
+ * the bundled Mozilla roots. The text is copied during the call.
+ *
+ * Both arguments are required. A bundle without a usable certificate is
+ * `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged. Not thread-safe for the
+ * same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call; `pem`
+ * is NULL or NUL-terminated.
+ */
+fleets_result fleets_config_set_ca_pem(fleets_config_t *cfg,
+                                       const char *pem);
+
+/**
+ * Trusts the operating system's certificate store (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else
+ * the distribution's bundle), for networks that inspect TLS with their own CA. The store is
+ * read during the call; an empty or unreadable store is `FLEETS_ERR_INVALID_CONFIG` and
+ * leaves the configuration unchanged. Not thread-safe for the same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call.
+ */
+fleets_result fleets_config_use_system_roots(fleets_config_t *cfg);
+
+/**
+ * Presents a client certificate for mutual TLS: `cert_pem_path` holds the PEM certificate
+ * chain (leaf first), `key_pem_path` its PEM private key (PKCS#8, PKCS#1 or SEC1). Both
+ * files are read during the call; the key copy is zeroed when the configuration and client
+ * are freed.
+ *
+ * All arguments are required. An unreadable file, a file without a certificate or key, or a
+ * key that does not belong to the certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the
+ * configuration unchanged. Not thread-safe for the same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call; the
+ * paths are NULL or NUL-terminated.
+ */
+fleets_result fleets_config_set_client_cert(fleets_config_t *cfg,
+                                            const char *cert_pem_path,
+                                            const char *key_pem_path);
+
+/**
+ * Sends every request through an HTTP CONNECT proxy: `url` is
+ * `http://[user:password@]host:port`. TLS still runs end to end with the server, so the
+ * proxy sees neither the requests nor the credentials. The proxy password is never put in an
+ * error message.
+ *
+ * Both arguments are required; a malformed URL or another scheme is
+ * `FLEETS_ERR_INVALID_CONFIG`. `fleets_config_from_env` already honours `HTTPS_PROXY` and
+ * `NO_PROXY`; this call overrides that. Not thread-safe for the same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call; `url`
+ * is NULL or NUL-terminated.
+ */
+fleets_result fleets_config_set_proxy(fleets_config_t *cfg,
+                                      const char *url);
+
+/**
+ * Sets how transient failures are retried: at most `max_attempts` attempts per call (1
+ * disables retries; at most 10), waiting a random time up to `initial_backoff_ms`, doubling
+ * per attempt, never more than `max_backoff_ms`, or what the server's `Retry-After` asks
+ * (clamped to `max_backoff_ms`). 0 keeps the default of each (3 attempts, 200 ms, 5000 ms).
+ * All attempts together stay within the request deadline.
+ *
+ * Only requests that are safe to repeat are retried: `fleets_shadow_get`, and the calls that
+ * carry a client token (`fleets_shadow_report` and the four `fleets_jobs_*` calls). When the
+ * caller passes no client token and retries are enabled, the library sends a generated one
+ * (`fleets-` and 16 hex digits), which the server echoes. `fleets_event_publish` and
+ * `fleets_command_respond` are never repeated. Retried failures: connection failures,
+ * timeouts before any byte of the response, and HTTP 429, 502, 503, 504; never another 4xx.
+ *
+ * `FLEETS_ERR_INVALID_CONFIG` when `max_attempts` exceeds 10 or the initial backoff exceeds
+ * the maximum. Not thread-safe for the same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call.
+ */
+fleets_result fleets_config_set_retry(fleets_config_t *cfg,
+                                      uint32_t max_attempts,
+                                      uint32_t initial_backoff_ms,
+                                      uint32_t max_backoff_ms);
+
+/**
+ * Sets the largest response body the client accepts and keeps in memory, in bytes (default
+ * 1 MiB; 0 keeps the default). A larger body is `FLEETS_ERR_BAD_RESPONSE`. Not thread-safe
+ * for the same `cfg`.
+ *
+ * # Safety
+ * `cfg` is NULL or a live configuration not used by another thread during the call.
+ */
+fleets_result fleets_config_set_max_response_bytes(fleets_config_t *cfg,
+                                                   size_t max_bytes);
 
 /**
  * Frees a configuration and zeroes its copy of the API secret. NULL is a no-op. Clients
@@ -634,6 +733,14 @@ size_t fleets_last_error_message(char *buf,
  * Thread-safe.
  */
 int32_t fleets_last_http_status(void);
+
+/**
+ * The wait, in milliseconds, that the calling thread's last response asked for with a
+ * `Retry-After` header (HTTP 429 or 503, seconds or HTTP-date), or -1 when it had none.
+ * Useful after `FLEETS_ERR_RATE_LIMITED` once the library's own retries are exhausted.
+ * Thread-safe.
+ */
+int64_t fleets_last_retry_after_ms(void);
 
 /**
  * Copies the body of the last response received by the calling thread (2xx or not) into

@@ -11,6 +11,7 @@ struct LastCall {
     error_message: String,
     http_status: u16,
     response: Option<String>,
+    retry_after: Option<std::time::Duration>,
 }
 
 thread_local! {
@@ -27,13 +28,23 @@ pub fn record_failure(err: &Error) {
 }
 
 /// Remembers the outcome of a request for this thread: its HTTP status (0 when no response
-/// arrived) and its body, replacing the previous ones.
-pub fn record_exchange(http_status: u16, body: Option<String>) {
+/// arrived), its body and the `Retry-After` it asked for, replacing the previous ones.
+pub fn record_exchange(
+    http_status: u16,
+    body: Option<String>,
+    retry_after: Option<std::time::Duration>,
+) {
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         last.http_status = http_status;
         last.response = body;
+        last.retry_after = retry_after;
     });
+}
+
+/// The `Retry-After` of this thread's last response, if it had one.
+pub fn retry_after() -> Option<std::time::Duration> {
+    LAST.with(|last| last.borrow().retry_after)
 }
 
 /// Runs `f` with this thread's last failure message (empty if none).
@@ -58,7 +69,7 @@ mod tests {
 
     #[test]
     fn records_are_per_thread() {
-        record_exchange(404, Some("{\"code\":\"NotFound\"}".into()));
+        record_exchange(404, Some("{\"code\":\"NotFound\"}".into()), None);
         record_failure(&Error::new(ErrorCode::NotFound, "not here"));
         std::thread::spawn(|| {
             assert_eq!(http_status(), 0);

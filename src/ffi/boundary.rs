@@ -177,7 +177,7 @@ pub(crate) unsafe fn api_call(
 fn deliver(outcome: Result<Response>, buffer: &OutBuffer) -> Result<()> {
     match outcome {
         Ok(response) => {
-            last_call::record_exchange(response.status(), Some(response.into_body()));
+            last_call::record_exchange(response.status(), Some(response.into_body()), None);
             last_call::with_response(|body| buffer.write(body.unwrap_or_default()))
                 .map_err(|e| too_small_response(&e))
         }
@@ -186,7 +186,7 @@ fn deliver(outcome: Result<Response>, buffer: &OutBuffer) -> Result<()> {
         Err(mut error) => {
             let body = error.take_body();
             let has_body = body.is_some();
-            last_call::record_exchange(error.http_status(), body);
+            last_call::record_exchange(error.http_status(), body, error.retry_after());
             if has_body {
                 // The HTTP error code wins over a too-small buffer; the body stays available
                 // through fleets_last_response either way.

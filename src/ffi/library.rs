@@ -72,6 +72,19 @@ pub extern "C" fn fleets_last_http_status() -> i32 {
     guard_value(0, || i32::from(last_call::http_status()))
 }
 
+/// The wait, in milliseconds, that the calling thread's last response asked for with a
+/// `Retry-After` header (HTTP 429 or 503, seconds or HTTP-date), or -1 when it had none.
+/// Useful after `FLEETS_ERR_RATE_LIMITED` once the library's own retries are exhausted.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn fleets_last_retry_after_ms() -> i64 {
+    guard_value(-1, || {
+        last_call::retry_after()
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(-1)
+    })
+}
+
 /// Copies the body of the last response received by the calling thread (2xx or not) into
 /// `out`, without a second request: the way to fetch a body after
 /// `FLEETS_ERR_BUFFER_TOO_SMALL`.
