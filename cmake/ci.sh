@@ -68,6 +68,7 @@ check_lib() { # check_lib <libfleets.so.X.Y.Z> <readelf> <nm>
 step_install() {
   [[ -f "$BUILD/native/CMakeCache.txt" ]] || step_native
   say "install into $PREFIX"
+  cmake --build "$BUILD/native" --parallel "$JOBS" # up to date with the sources first
   rm -rf "$PREFIX"
   cmake --install "$BUILD/native" --prefix "$PREFIX"
   local f
