@@ -139,6 +139,10 @@ pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error 
             ErrorCode::BadResponse,
             format!("response headers too large ({got} bytes, limit {limit})"),
         ),
+        U::Protocol(ureq_proto::Error::HttpParseTooManyHeaders) => Error::new(
+            ErrorCode::BadResponse,
+            "response has too many header fields",
+        ),
         U::Protocol(e) => Error::new(
             ErrorCode::Io,
             format!("malformed HTTP response or connection closed early: {e}"),

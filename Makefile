@@ -1,0 +1,38 @@
+# libfleets: top-level entry points. `make demo` runs the C thermostat against a local
+# emulator; `make test` runs every test suite (what CI runs).
+CARGO ?= cargo
+
+.PHONY: demo test test-rust test-c test-python test-go lint build release clean
+
+demo:
+	cmake/ci.sh demo
+
+test: lint test-rust test-c test-python test-go
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace
+
+# CMake build, C examples against the emulator (and under valgrind), install + consumer
+# projects, aarch64 and armv7 cross builds tested under qemu.
+test-c:
+	cmake/ci.sh all
+
+test-python:
+	bindings/python/run_tests.sh
+
+test-go:
+	bindings/go/run_tests.sh
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p fleets
+
+clean:
+	$(CARGO) clean
+	rm -rf build
