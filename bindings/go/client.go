@@ -40,60 +40,161 @@ type Client struct {
 var liveHandles atomic.Int64
 
 // NewClient creates a client for cfg. No connection is made until the first call.
-// Errors: ErrInvalidConfig for a bad endpoint URL, credentials or CA file, or
-// ErrInvalidArgument for a string containing a NUL byte or a negative timeout.
+// Errors: ErrInvalidConfig for a bad endpoint URL, credentials, CA, client certificate,
+// proxy URL or retry policy, or for settings that exclude each other; ErrInvalidArgument for
+// a string containing a NUL byte, or a negative duration or size. Error messages never
+// contain the API secret or the proxy password.
 func NewClient(cfg Config) (*Client, error) {
-	endpoint, err := cstr("Endpoint", cfg.Endpoint)
+	s, err := prepare(cfg)
 	if err != nil {
 		return nil, err
 	}
-	key, err := cstr("APIKey", cfg.APIKey)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := cstr("APISecret", cfg.APISecret)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(secret) // do not leave a copy of the secret in the Go heap
-	connectMs, err := millis("ConnectTimeout", cfg.ConnectTimeout)
-	if err != nil {
-		return nil, err
-	}
-	requestMs, err := millis("Timeout", cfg.Timeout)
-	if err != nil {
-		return nil, err
-	}
-	var caFile []byte
-	if cfg.CAFile != "" {
-		if caFile, err = cstr("CAFile", cfg.CAFile); err != nil {
-			return nil, err
-		}
-	}
+	defer s.clear()
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var conf *C.fleets_config_t
-	if rc := C.fleets_config_new(ptr(endpoint), ptr(key), ptr(secret), &conf); rc != C.FLEETS_OK {
+	if rc := C.fleets_config_new(ptr(s.endpoint), ptr(s.key), ptr(s.secret), &conf); rc != C.FLEETS_OK {
 		return nil, lastError(rc, false)
 	}
 	defer C.fleets_config_free(conf)
-	if caFile != nil {
-		if rc := C.fleets_config_set_ca_file(conf, ptr(caFile)); rc != C.FLEETS_OK {
-			return nil, lastError(rc, false)
-		}
-	}
-	if connectMs != 0 || requestMs != 0 {
-		if rc := C.fleets_config_set_timeouts(conf, connectMs, requestMs); rc != C.FLEETS_OK {
+	for _, set := range []func() C.fleets_result{
+		func() C.fleets_result {
+			switch {
+			case s.caFile != nil:
+				return C.fleets_config_set_ca_file(conf, ptr(s.caFile))
+			case s.caPEM != nil:
+				return C.fleets_config_set_ca_pem(conf, ptr(s.caPEM))
+			case cfg.UseSystemRoots:
+				return C.fleets_config_use_system_roots(conf)
+			}
+			return C.FLEETS_OK
+		},
+		func() C.fleets_result {
+			if s.certFile == nil {
+				return C.FLEETS_OK
+			}
+			return C.fleets_config_set_client_cert(conf, ptr(s.certFile), ptr(s.keyFile))
+		},
+		func() C.fleets_result {
+			if s.proxy == nil {
+				return C.FLEETS_OK
+			}
+			return C.fleets_config_set_proxy(conf, ptr(s.proxy))
+		},
+		func() C.fleets_result {
+			if s.connectMs == 0 && s.requestMs == 0 {
+				return C.FLEETS_OK
+			}
+			return C.fleets_config_set_timeouts(conf, s.connectMs, s.requestMs)
+		},
+		func() C.fleets_result {
+			if cfg.Retry == nil {
+				return C.FLEETS_OK
+			}
+			return C.fleets_config_set_retry(conf, s.attempts, s.initialMs, s.maxMs)
+		},
+		func() C.fleets_result {
+			if cfg.MaxResponseBytes == 0 {
+				return C.FLEETS_OK
+			}
+			return C.fleets_config_set_max_response_bytes(conf, C.size_t(cfg.MaxResponseBytes))
+		},
+	} {
+		if rc := set(); rc != C.FLEETS_OK {
 			return nil, lastError(rc, false)
 		}
 	}
 	return newClient(conf)
 }
 
+// settings are the C forms of a Config, checked before libfleets sees any of them.
+type settings struct {
+	endpoint, key, secret, caFile, caPEM, certFile, keyFile, proxy []byte
+	connectMs, requestMs, attempts, initialMs, maxMs               C.uint32_t
+}
+
+// clear zeroes the copies of the secret and of the proxy URL (which may hold a password),
+// so that they do not linger in the Go heap.
+func (s *settings) clear() {
+	clear(s.secret)
+	clear(s.proxy)
+}
+
+func prepare(cfg Config) (_ *settings, err error) {
+	s := &settings{}
+	defer func() {
+		if err != nil {
+			s.clear()
+		}
+	}()
+	if s.endpoint, err = cstr("Endpoint", cfg.Endpoint); err != nil {
+		return nil, err
+	}
+	if s.key, err = cstr("APIKey", cfg.APIKey); err != nil {
+		return nil, err
+	}
+	if s.secret, err = cstr("APISecret", cfg.APISecret); err != nil {
+		return nil, err
+	}
+	trust := 0
+	for _, set := range []bool{cfg.CAFile != "", cfg.CAPEM != "", cfg.UseSystemRoots} {
+		if set {
+			trust++
+		}
+	}
+	if trust > 1 {
+		return nil, invalidConfig("set at most one of CAFile, CAPEM and UseSystemRoots")
+	}
+	if s.caFile, err = cstrOpt("CAFile", cfg.CAFile); err != nil {
+		return nil, err
+	}
+	if s.caPEM, err = cstrOpt("CAPEM", cfg.CAPEM); err != nil {
+		return nil, err
+	}
+	if (cfg.ClientCertFile == "") != (cfg.ClientKeyFile == "") {
+		return nil, invalidConfig("set both ClientCertFile and ClientKeyFile, or neither")
+	}
+	if s.certFile, err = cstrOpt("ClientCertFile", cfg.ClientCertFile); err != nil {
+		return nil, err
+	}
+	if s.keyFile, err = cstrOpt("ClientKeyFile", cfg.ClientKeyFile); err != nil {
+		return nil, err
+	}
+	if s.proxy, err = cstrOpt("ProxyURL", cfg.ProxyURL); err != nil {
+		return nil, err
+	}
+	if s.connectMs, err = millis("ConnectTimeout", cfg.ConnectTimeout); err != nil {
+		return nil, err
+	}
+	if s.requestMs, err = millis("Timeout", cfg.Timeout); err != nil {
+		return nil, err
+	}
+	if r := cfg.Retry; r != nil {
+		if r.MaxAttempts < 0 {
+			return nil, invalidArg("Retry.MaxAttempts %d is negative", r.MaxAttempts)
+		}
+		// Larger values are for libfleets to refuse (ErrInvalidConfig, at most 10).
+		s.attempts = C.uint32_t(min(r.MaxAttempts, math.MaxInt32))
+		if s.initialMs, err = millis("Retry.InitialBackoff", r.InitialBackoff); err != nil {
+			return nil, err
+		}
+		if s.maxMs, err = millis("Retry.MaxBackoff", r.MaxBackoff); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MaxResponseBytes < 0 {
+		return nil, invalidArg("MaxResponseBytes %d is negative", cfg.MaxResponseBytes)
+	}
+	return s, nil
+}
+
 // NewClientFromEnv creates a client from the environment variables FLEETS_ENDPOINT,
 // FLEETS_API_KEY, FLEETS_API_SECRET and, when set and non-empty, FLEETS_CA_FILE, with the
-// default timeouts. A missing variable is ErrInvalidConfig (the message names it).
+// library defaults for everything else (timeouts, retries, response limit). A proxy comes
+// from HTTPS_PROXY (HTTP_PROXY for an http:// loopback endpoint; lower-case names accepted)
+// unless NO_PROXY names the endpoint's host. A missing variable is ErrInvalidConfig (the
+// message names it).
 func NewClientFromEnv() (*Client, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -469,11 +570,14 @@ func (c *Client) call(fn apiFunc) ([]byte, error) {
 }
 
 // lastError builds the *Error of a failed call from this thread's last error message (and
-// HTTP status when sent). It must run on the OS thread that made the call.
+// HTTP status and Retry-After when sent). It must run on the OS thread that made the call.
 func lastError(rc C.fleets_result, sent bool) *Error {
 	e := &Error{Code: Code(rc)}
 	if sent {
 		e.HTTPStatus = int(C.fleets_last_http_status())
+		if ms := int64(C.fleets_last_retry_after_ms()); ms > 0 {
+			e.RetryAfter = time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+		}
 	}
 	var small [256]byte
 	n := C.fleets_last_error_message((*C.char)(unsafe.Pointer(&small[0])), C.size_t(len(small)))

@@ -126,6 +126,21 @@ func TestPublishEvent(t *testing.T) {
 	if _, err := c.PublishEvent(thing, "", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("empty event type: err = %v", err)
 	}
+	// Event type and app id: at most 128 bytes.
+	long := strings.Repeat("e", 128)
+	if _, err := c.PublishEvent(thing, long, nil, &fleets.EventOptions{AppID: long}); err != nil {
+		t.Errorf("128-byte event type and app id: %v", err)
+	}
+	before := requestCount(t)
+	if _, err := c.PublishEvent(thing, long+"e", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
+		t.Errorf("129-byte event type: err = %v", err)
+	}
+	if _, err := c.PublishEvent(thing, "x", nil, &fleets.EventOptions{AppID: long + "a"}); !errors.Is(err, fleets.ErrInvalidArgument) {
+		t.Errorf("129-byte app id: err = %v", err)
+	}
+	if n := requestCount(t) - before; n != 0 {
+		t.Errorf("%d requests sent for rejected events", n)
+	}
 	if _, err := c.PublishEvent(thing, "x", []int{1}, nil); !errors.Is(err, fleets.ErrInvalidJSON) {
 		t.Errorf("array data: err = %v", err)
 	}
@@ -249,9 +264,12 @@ func TestJobs(t *testing.T) {
 	if _, err := c.UpdateJob(thing, jobB, fleets.ExecutionRejected, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Without a ClientToken (and retries on by default) libfleets sends a generated one,
+	// which the server echoes: {"clientToken":"fleets-<16 hex>"}.
 	r, err = c.StartNextJob(thing, nil)
-	if err != nil || r.Execution != nil || string(r.Raw) != "{}" {
-		t.Fatalf("start-next with nothing pending = %+v, %v", r, err)
+	if err != nil || r.Execution != nil || !generatedToken.MatchString(r.ClientToken) ||
+		string(r.Raw) != `{"clientToken":"`+r.ClientToken+`"}` {
+		t.Fatalf("start-next with nothing pending = %+v (%s), %v", r, r.Raw, err)
 	}
 	p, err = c.GetPendingJobs(thing, nil)
 	if err != nil || len(p.InProgress)+len(p.Queued) != 0 {
@@ -259,9 +277,10 @@ func TestJobs(t *testing.T) {
 	}
 }
 
-// TestErrorMapping covers every error kind a device can meet, with errors.Is.
+// TestErrorMapping covers every error kind a device can meet, with errors.Is. The client
+// does not retry, so that one injected fault is what the call returns (retries: retry_test.go).
 func TestErrorMapping(t *testing.T) {
-	c := newClient(t)
+	c := newClientNoRetry(t)
 	thing := newThing(t, "errors")
 	prefix := "/api/v1/thing-datas/" + thing + "/"
 	for _, tc := range []struct {
@@ -276,6 +295,7 @@ func TestErrorMapping(t *testing.T) {
 		{"409", map[string]any{"kind": "status", "status": 409}, fleets.ErrConflict, 409},
 		{"413", map[string]any{"kind": "status", "status": 413}, fleets.ErrPayloadTooLarge, 413},
 		{"429", map[string]any{"kind": "status", "status": 429, "retry_after_s": 1}, fleets.ErrRateLimited, 429},
+		{"502", map[string]any{"kind": "status", "status": 502}, fleets.ErrServer, 502},
 		{"500", map[string]any{"kind": "status", "status": 500}, fleets.ErrServer, 500},
 		{"503", map[string]any{"kind": "status", "status": 503}, fleets.ErrServer, 503},
 		{"302", map[string]any{"kind": "status", "status": 302}, fleets.ErrHTTP, 302},

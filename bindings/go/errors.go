@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Code is a libfleets result code (the FLEETS_* constants of fleets.h). The values are
@@ -17,7 +18,7 @@ const (
 	CodeInvalidArgument Code = 101 // FLEETS_ERR_INVALID_ARGUMENT: bad identifier, enum value or length
 	CodeInvalidJSON     Code = 102 // FLEETS_ERR_INVALID_JSON: a JSON argument is not JSON of the documented type
 	CodeBufferTooSmall  Code = 103 // FLEETS_ERR_BUFFER_TOO_SMALL: handled inside this package
-	CodeInvalidConfig   Code = 104 // FLEETS_ERR_INVALID_CONFIG: bad endpoint, CA file or environment
+	CodeInvalidConfig   Code = 104 // FLEETS_ERR_INVALID_CONFIG: bad endpoint, CA, client certificate, proxy, retry policy or environment
 	CodeJSONNoValue     Code = 105 // FLEETS_ERR_JSON_NO_VALUE (C JSON helpers only)
 	CodeJSONType        Code = 106 // FLEETS_ERR_JSON_TYPE (C JSON helpers only)
 	CodeConnect         Code = 200 // FLEETS_ERR_CONNECT: DNS failure, connection refused, unreachable
@@ -88,6 +89,11 @@ type Error struct {
 	// Body is the response body the server sent with an error status (usually JSON
 	// {"code","message",...}), nil when there was none.
 	Body []byte
+	// RetryAfter is the wait the last response asked for with a Retry-After header (HTTP
+	// 429 or 503, in seconds or as an HTTP date), 0 when it had none. libfleets already
+	// honours it between its own attempts (see RetryPolicy); it is for the caller's
+	// decision once those are exhausted or disabled.
+	RetryAfter time.Duration
 
 	err error // underlying Go error, if any (e.g. from encoding/json)
 }
@@ -151,13 +157,18 @@ var (
 var ErrClosed = errors.New("fleets: client is closed")
 
 // Temporary reports whether retrying the same call later may succeed: connect failures,
-// timeouts, broken connections, HTTP 429 and 5xx.
+// timeouts, broken connections, HTTP 429 and 5xx. libfleets may already have retried the
+// call (Config.Retry); wait at least RetryAfter, when set, before trying again.
 func (e *Error) Temporary() bool {
 	switch e.Code {
 	case CodeConnect, CodeTimeout, CodeIO, CodeRateLimited, CodeServer:
 		return true
 	}
 	return false
+}
+
+func invalidConfig(msg string) *Error {
+	return &Error{Code: CodeInvalidConfig, Message: msg}
 }
 
 func invalidArg(format string, args ...any) *Error {

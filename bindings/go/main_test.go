@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -153,6 +154,23 @@ func newClient(t testing.TB) *fleets.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// newClientNoRetry is newClient with retries disabled.
+func newClientNoRetry(t testing.TB) *fleets.Client {
+	t.Helper()
+	cfg := config()
+	cfg.Retry = &fleets.RetryPolicy{MaxAttempts: 1}
+	c, err := fleets.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// generatedToken matches the client token libfleets generates when retries are on and the
+// caller gives none.
+var generatedToken = regexp.MustCompile(`^fleets-[0-9a-f]{16}$`)
 
 var thingSeq atomic.Int64
 

@@ -1,6 +1,7 @@
 package fleets_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,30 +15,66 @@ import (
 	"time"
 )
 
-// writeSelfSignedCA writes a valid CA certificate that did not sign the emulator's
-// certificate and returns its path.
-func writeSelfSignedCA(t *testing.T) string {
+// selfSigned creates a self-signed P-256 certificate (a CA when isCA) and returns it as
+// PEM with its key.
+func selfSigned(t *testing.T, name string, isCA bool) (certPEM []byte, key *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "unrelated test CA"},
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
 		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	if isCA {
+		tmpl.IsCA = true
+		tmpl.KeyUsage = x509.KeyUsageCertSign
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "other-ca.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key
+}
+
+// writeFile writes data to a new file in the test's temporary directory.
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// writeSelfSignedCA writes a valid CA certificate that did not sign the emulator's
+// certificate and returns its path.
+func writeSelfSignedCA(t *testing.T) string {
+	t.Helper()
+	cert, _ := selfSigned(t, "unrelated test CA", true)
+	return writeFile(t, "other-ca.pem", cert)
+}
+
+// keyPEM encodes key as PKCS#8 ("PRIVATE KEY") or SEC1 ("EC PRIVATE KEY").
+func keyPEM(t *testing.T, key crypto.Signer, sec1 bool) []byte {
+	t.Helper()
+	if sec1 {
+		der, err := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }

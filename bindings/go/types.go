@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Config configures a Client. Endpoint, APIKey and APISecret are required.
+// Config configures a Client. Endpoint, APIKey and APISecret are required; every other
+// field has a zero value that means "the library default".
 //
-// Config implements fmt.Stringer and fmt.GoStringer without the secret, so printing it
-// with %v or %#v does not leak APISecret.
+// Config implements fmt.Stringer and fmt.GoStringer without the secrets, so printing it
+// with %v, %+v or %#v shows neither APISecret nor the password of ProxyURL.
 type Config struct {
 	// Endpoint is the Fleets deployment URL, "https://host[:port][/base]". "http://" is
 	// accepted only for loopback hosts.
@@ -20,30 +23,120 @@ type Config struct {
 	APIKey string
 	// APISecret is the Deployment API secret (HTTP Basic password).
 	APISecret string
-	// CAFile, when set, is a PEM bundle whose certificates are the only ones trusted to
-	// identify the server. Empty trusts the Mozilla roots bundled in libfleets. TLS
-	// verification cannot be disabled.
+
+	// Server trust: set at most one of CAFile, CAPEM and UseSystemRoots (more than one is
+	// ErrInvalidConfig). With none of them the Mozilla roots bundled in libfleets are
+	// trusted. TLS verification cannot be disabled.
+
+	// CAFile is the path of a PEM bundle whose certificates are the only ones trusted to
+	// identify the server. A file that cannot be read or holds no certificate is
+	// ErrInvalidConfig.
 	CAFile string
+	// CAPEM is like CAFile, with the PEM text itself (for a CA compiled into the program
+	// or read from a secret store). Text without a usable certificate is ErrInvalidConfig.
+	CAPEM string
+	// UseSystemRoots trusts the operating system's certificate store (SSL_CERT_FILE /
+	// SSL_CERT_DIR, else the distribution's bundle), e.g. behind a TLS-inspecting proxy
+	// whose CA is installed there. An empty or unreadable store is ErrInvalidConfig.
+	UseSystemRoots bool
+
+	// ClientCertFile and ClientKeyFile, set together, present a client certificate for
+	// mutual TLS: a PEM certificate chain (leaf first) and its PEM private key (PKCS#8,
+	// PKCS#1 or SEC1). An unreadable file, a missing certificate or key, a key that does
+	// not belong to the certificate, or only one of the two set is ErrInvalidConfig.
+	ClientCertFile string
+	ClientKeyFile  string
+
+	// ProxyURL, when set, sends every request through an HTTP CONNECT proxy,
+	// "http://[user:password@]host:port". TLS still runs end to end with the server. A
+	// malformed URL or another scheme is ErrInvalidConfig. The password never appears in
+	// an error message or in the printed Config. (NewClientFromEnv reads HTTPS_PROXY and
+	// NO_PROXY instead.)
+	ProxyURL string
+
 	// ConnectTimeout limits DNS, TCP connect and the TLS handshake; 0 means the default
 	// (10 s). It is rounded up to whole milliseconds.
 	ConnectTimeout time.Duration
-	// Timeout is the deadline of a whole call, connect included; 0 means the default
-	// (30 s). It is rounded up to whole milliseconds.
+	// Timeout is the deadline of a whole call, connect and every retry included; 0 means
+	// the default (30 s). It is rounded up to whole milliseconds.
 	Timeout time.Duration
+
+	// Retry sets how transient failures are retried; nil means the library defaults
+	// (3 attempts, backoff from 200 ms up to 5 s). &RetryPolicy{MaxAttempts: 1} disables
+	// retries. See RetryPolicy for which calls and failures are retried.
+	Retry *RetryPolicy
+
+	// MaxResponseBytes is the largest response body accepted and kept in memory; a larger
+	// body is ErrBadResponse. 0 means the default (1 MiB); negative is ErrInvalidArgument.
+	MaxResponseBytes int
 }
 
-// String describes the configuration with the secret redacted.
+// RetryPolicy says how libfleets retries transient failures within one call.
+//
+// Only calls that are safe to repeat are retried: GetShadow, and the calls that carry a
+// client token (ReportShadow, GetPendingJobs, StartNextJob, DescribeJob, UpdateJob). When
+// retries are enabled and the options give no ClientToken, libfleets sends a generated one
+// ("fleets-" and 16 hex digits), which the server echoes. PublishEvent and RespondCommand
+// are never repeated. Retried failures: connection failures, timeouts before any byte of the
+// response, and HTTP 429, 502, 503 and 504 (never another 4xx). Between attempts the client
+// waits a random time up to the current backoff (doubling per attempt, at most MaxBackoff),
+// or what the server's Retry-After asks (clamped to MaxBackoff). All attempts together stay
+// within Config.Timeout. An error after several attempts says "(after N attempts)" in its
+// Message.
+type RetryPolicy struct {
+	// MaxAttempts is the number of attempts per call, first one included: 1 disables
+	// retries, at most 10 (more is ErrInvalidConfig); 0 means the default (3).
+	MaxAttempts int
+	// InitialBackoff is the backoff before the first retry; 0 means the default (200 ms).
+	// It may not exceed MaxBackoff (ErrInvalidConfig). Rounded up to whole milliseconds.
+	InitialBackoff time.Duration
+	// MaxBackoff is the longest wait between two attempts; 0 means the default (5 s).
+	// Rounded up to whole milliseconds.
+	MaxBackoff time.Duration
+}
+
+// String describes the configuration with the API secret and the proxy password redacted,
+// and the CA PEM text summarized by its length.
 func (c Config) String() string {
 	secret := ""
 	if c.APISecret != "" {
 		secret = "REDACTED"
 	}
-	return fmt.Sprintf("{Endpoint:%s APIKey:%s APISecret:%s CAFile:%s ConnectTimeout:%v Timeout:%v}",
-		c.Endpoint, c.APIKey, secret, c.CAFile, c.ConnectTimeout, c.Timeout)
+	caPEM := ""
+	if c.CAPEM != "" {
+		caPEM = fmt.Sprintf("(%d bytes)", len(c.CAPEM))
+	}
+	retry := "<nil>"
+	if c.Retry != nil {
+		retry = fmt.Sprintf("{MaxAttempts:%d InitialBackoff:%v MaxBackoff:%v}",
+			c.Retry.MaxAttempts, c.Retry.InitialBackoff, c.Retry.MaxBackoff)
+	}
+	return fmt.Sprintf("{Endpoint:%s APIKey:%s APISecret:%s CAFile:%s CAPEM:%s UseSystemRoots:%t "+
+		"ClientCertFile:%s ClientKeyFile:%s ProxyURL:%s ConnectTimeout:%v Timeout:%v Retry:%s MaxResponseBytes:%d}",
+		c.Endpoint, c.APIKey, secret, c.CAFile, caPEM, c.UseSystemRoots,
+		c.ClientCertFile, c.ClientKeyFile, redactProxyURL(c.ProxyURL), c.ConnectTimeout, c.Timeout, retry,
+		c.MaxResponseBytes)
 }
 
 // GoString is like String, for %#v.
 func (c Config) GoString() string { return "fleets.Config" + c.String() }
+
+// redactProxyURL returns the proxy URL with its password replaced by REDACTED. A URL that
+// cannot be parsed as scheme://[userinfo@]host is shown only if it has no '@' (nothing
+// that could be a password).
+func redactProxyURL(s string) string {
+	if s == "" || !strings.Contains(s, "@") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User == nil || strings.Contains(u.Host, "@") {
+		return "REDACTED"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}
 
 // Severity is the severity of an event.
 type Severity int
@@ -113,7 +206,10 @@ func (s ExecutionStatus) deviceStatus() (uint32, error) {
 
 // ReportOptions are the optional parts of ReportShadow.
 type ReportOptions struct {
-	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
+	// empty and retries are enabled (the default), libfleets sends a generated token
+	// ("fleets-" and 16 hex digits) so that a retried request can be recognized; the
+	// response then echoes that one.
 	ClientToken string
 	// Version is the expected current shadow version (optimistic locking); 0
 	// auto-increments. A stale version fails with ErrConflict.
@@ -126,7 +222,8 @@ type EventOptions struct {
 	Severity Severity
 	// Timestamp of the event, sent in Unix milliseconds; the zero Time means now.
 	Timestamp time.Time
-	// AppID is an application label for multi-app deployments; "" leaves it out.
+	// AppID is an application label for multi-app deployments (at most 128 bytes, no
+	// control characters); "" leaves it out.
 	AppID string
 }
 
@@ -138,7 +235,10 @@ type CommandOptions struct {
 
 // JobOptions are the optional parts of GetPendingJobs and DescribeJob.
 type JobOptions struct {
-	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
+	// empty and retries are enabled (the default), libfleets sends a generated token
+	// ("fleets-" and 16 hex digits) so that a retried request can be recognized; the
+	// response then echoes that one.
 	ClientToken string
 }
 
@@ -150,7 +250,10 @@ type StartNextJobOptions struct {
 	// StepTimeout lets the execution time out if not updated in time; it is sent in whole
 	// minutes (rounded up); 0 leaves it out.
 	StepTimeout time.Duration
-	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
+	// empty and retries are enabled (the default), libfleets sends a generated token
+	// ("fleets-" and 16 hex digits) so that a retried request can be recognized; the
+	// response then echoes that one.
 	ClientToken string
 }
 
@@ -162,7 +265,10 @@ type UpdateJobOptions struct {
 	// ExpectedVersion is the execution's current VersionNumber; 0 leaves it out. A mismatch
 	// fails with ErrConflict.
 	ExpectedVersion uint64
-	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response.
+	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
+	// empty and retries are enabled (the default), libfleets sends a generated token
+	// ("fleets-" and 16 hex digits) so that a retried request can be recognized; the
+	// response then echoes that one.
 	ClientToken string
 }
 

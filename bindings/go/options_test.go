@@ -1,0 +1,421 @@
+package fleets_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	fleets "example.invalid/libfleets/bindings/go"
+)
+
+// connectProxy is a minimal HTTP CONNECT proxy with Basic authentication, for ProxyURL.
+type connectProxy struct {
+	addr     string
+	connects atomic.Int64 // CONNECT requests received
+	tunnels  atomic.Int64 // CONNECT requests authenticated and tunneled
+
+	mu      sync.Mutex
+	targets []string
+	conns   []net.Conn
+}
+
+func startConnectProxy(t *testing.T, user, password string) *connectProxy {
+	t.Helper()
+	p := &connectProxy{}
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+	track := func(c net.Conn) {
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		p.mu.Unlock()
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		p.connects.Add(1)
+		p.mu.Lock()
+		p.targets = append(p.targets, r.Host)
+		p.mu.Unlock()
+		if r.Header.Get("Proxy-Authorization") != want {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
+			http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)
+			return
+		}
+		upstream, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		track(upstream)
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		track(conn)
+		p.tunnels.Add(1)
+		if _, err := conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			conn.Close()
+			upstream.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(upstream, rw.Reader); upstream.Close() }()
+		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+// TestTrustOptions: CAPEM, UseSystemRoots and their validation.
+func TestTrustOptions(t *testing.T) {
+	caPEM, err := os.ReadFile(emu.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	use := func(t *testing.T, cfg fleets.Config) error {
+		t.Helper()
+		c, err := fleets.NewClient(cfg)
+		if err != nil {
+			t.Fatalf("NewClient: %v", err)
+		}
+		defer c.Close()
+		_, err = c.GetShadow("thermostat-001")
+		return err
+	}
+	t.Run("CAPEM", func(t *testing.T) {
+		cfg := config()
+		cfg.CAFile, cfg.CAPEM = "", string(caPEM)
+		if err := use(t, cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("CAPEM of another CA", func(t *testing.T) {
+		other, _ := selfSigned(t, "unrelated test CA", true)
+		cfg := config()
+		cfg.CAFile, cfg.CAPEM = "", string(other)
+		if err := use(t, cfg); !errors.Is(err, fleets.ErrTLS) {
+			t.Fatalf("err = %v, want ErrTLS", err)
+		}
+	})
+	t.Run("UseSystemRoots", func(t *testing.T) {
+		// rustls-native-certs reads SSL_CERT_FILE instead of the distribution's store.
+		t.Setenv("SSL_CERT_FILE", emu.CAFile)
+		t.Setenv("SSL_CERT_DIR", "")
+		os.Unsetenv("SSL_CERT_DIR")
+		cfg := config()
+		cfg.CAFile, cfg.UseSystemRoots = "", true
+		if err := use(t, cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("UseSystemRoots with an empty store", func(t *testing.T) {
+		t.Setenv("SSL_CERT_FILE", writeFile(t, "empty.pem", []byte("no certificate\n")))
+		t.Setenv("SSL_CERT_DIR", "")
+		os.Unsetenv("SSL_CERT_DIR")
+		cfg := config()
+		cfg.CAFile, cfg.UseSystemRoots = "", true
+		if _, err := fleets.NewClient(cfg); !errors.Is(err, fleets.ErrInvalidConfig) {
+			t.Fatalf("err = %v, want ErrInvalidConfig", err)
+		}
+	})
+}
+
+// TestClientCertificate: ClientCertFile/ClientKeyFile are accepted with a matching PKCS#8 or
+// SEC1 key (the emulator does not ask for one, so calls work as before) and refused
+// otherwise.
+func TestClientCertificate(t *testing.T) {
+	cert, key := selfSigned(t, "thermostat-001", false)
+	certFile := writeFile(t, "client.pem", cert)
+	for _, sec1 := range []bool{false, true} {
+		cfg := config()
+		cfg.ClientCertFile, cfg.ClientKeyFile = certFile, writeFile(t, "client.key", keyPEM(t, key, sec1))
+		c, err := fleets.NewClient(cfg)
+		if err != nil {
+			t.Fatalf("SEC1 %v: %v", sec1, err)
+		}
+		if _, err := c.GetShadow("thermostat-001"); err != nil {
+			t.Errorf("SEC1 %v: %v", sec1, err)
+		}
+		c.Close()
+	}
+
+	_, otherKey := selfSigned(t, "someone else", false)
+	otherKeyFile := writeFile(t, "other.key", keyPEM(t, otherKey, false))
+	keyFile := writeFile(t, "client.key", keyPEM(t, key, false))
+	for _, tc := range []struct {
+		name           string
+		cert, key      string
+		messageContain string
+	}{
+		{"mismatched key", certFile, otherKeyFile, "does not match"},
+		{"certificate without key", certFile, "", "ClientKeyFile"},
+		{"key without certificate", "", keyFile, "ClientCertFile"},
+		{"missing certificate file", certFile + ".missing", keyFile, "cannot read"},
+		{"key file holds a certificate", certFile, certFile, "private key"},
+		{"certificate file holds a key", keyFile, keyFile, "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config()
+			cfg.ClientCertFile, cfg.ClientKeyFile = tc.cert, tc.key
+			c, err := fleets.NewClient(cfg)
+			if !errors.Is(err, fleets.ErrInvalidConfig) {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			mustContain(t, "error", err.Error(), tc.messageContain)
+		})
+	}
+}
+
+// TestProxy: ProxyURL tunnels through an HTTP CONNECT proxy with Basic authentication; the
+// password shows neither in errors nor in the printed Config.
+func TestProxy(t *testing.T) {
+	const password = "pr0xy-pa55word-must-not-leak"
+	p := startConnectProxy(t, "device", password)
+	cfg := config()
+	cfg.ProxyURL = "http://device:" + password + "@" + p.addr
+	c, err := fleets.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	thing := newThing(t, "proxy")
+	for i := 0; i < 3; i++ {
+		if _, err := c.ReportShadow(thing, map[string]any{"i": i}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.tunnels.Load(); n != 1 {
+		t.Errorf("%d tunnels for 3 calls, want 1 (keep-alive through the proxy)", n)
+	}
+	p.mu.Lock()
+	target := p.targets[0]
+	p.mu.Unlock()
+	if "https://"+target != emu.Endpoint {
+		t.Errorf("CONNECT %s, endpoint %s", target, emu.Endpoint)
+	}
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), cfg.String()} {
+		if strings.Contains(s, password) {
+			t.Errorf("Config prints the proxy password: %s", s)
+		}
+		mustContain(t, "Config", s, "http://device:REDACTED@"+p.addr)
+	}
+
+	t.Run("wrong proxy password", func(t *testing.T) {
+		const wrong = "wr0ng-pa55word-must-not-leak"
+		cfg := config()
+		cfg.ProxyURL = "http://device:" + wrong + "@" + p.addr
+		cfg.Retry = &fleets.RetryPolicy{MaxAttempts: 1}
+		c, err := fleets.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		before := p.connects.Load()
+		_, err = c.GetShadow(thing)
+		if err == nil {
+			t.Fatal("call through a proxy refusing the credentials succeeded")
+		}
+		if strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, cfg), wrong) {
+			t.Errorf("the proxy password leaks: %v", err)
+		}
+		if p.connects.Load() == before {
+			t.Error("the proxy was not asked")
+		}
+		t.Logf("407 from the proxy: %v", err)
+	})
+	t.Run("proxy down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		cfg := config()
+		cfg.ProxyURL = "http://device:" + password + "@" + addr
+		cfg.Retry = &fleets.RetryPolicy{MaxAttempts: 1}
+		c, err := fleets.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.GetShadow(thing)
+		if !errors.Is(err, fleets.ErrConnect) {
+			t.Errorf("err = %v, want ErrConnect", err)
+		}
+		if err != nil && strings.Contains(err.Error(), password) {
+			t.Errorf("the proxy password leaks: %v", err)
+		}
+	})
+}
+
+// TestConfigOptionErrors: every new option is validated by NewClient, and neither the API
+// secret nor the proxy password appears in the error.
+func TestConfigOptionErrors(t *testing.T) {
+	caPEM, err := os.ReadFile(emu.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const proxyPassword = "hunter2-proxy-secret"
+	for _, tc := range []struct {
+		name string
+		edit func(*fleets.Config)
+		want error
+	}{
+		{"CA PEM without certificate", func(c *fleets.Config) {
+			c.CAFile, c.CAPEM = "", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+		}, fleets.ErrInvalidConfig},
+		{"CA PEM of plain text", func(c *fleets.Config) { c.CAFile, c.CAPEM = "", "hello" }, fleets.ErrInvalidConfig},
+		{"CA PEM with NUL", func(c *fleets.Config) { c.CAFile, c.CAPEM = "", string(caPEM)+"\x00" }, fleets.ErrInvalidArgument},
+		{"CAFile and CAPEM", func(c *fleets.Config) { c.CAPEM = string(caPEM) }, fleets.ErrInvalidConfig},
+		{"CAFile and UseSystemRoots", func(c *fleets.Config) { c.UseSystemRoots = true }, fleets.ErrInvalidConfig},
+		{"CAPEM and UseSystemRoots", func(c *fleets.Config) { c.CAFile, c.CAPEM, c.UseSystemRoots = "", string(caPEM), true }, fleets.ErrInvalidConfig},
+		{"proxy: https scheme", func(c *fleets.Config) { c.ProxyURL = "https://u:" + proxyPassword + "@127.0.0.1:3128" }, fleets.ErrInvalidConfig},
+		{"proxy: socks scheme", func(c *fleets.Config) { c.ProxyURL = "socks5://127.0.0.1:1080" }, fleets.ErrInvalidConfig},
+		{"proxy: no scheme", func(c *fleets.Config) { c.ProxyURL = "u:" + proxyPassword + "@127.0.0.1:3128" }, fleets.ErrInvalidConfig},
+		{"proxy: not a URL", func(c *fleets.Config) { c.ProxyURL = "http://u:" + proxyPassword + "@ bad host:x" }, fleets.ErrInvalidConfig},
+		{"proxy: NUL", func(c *fleets.Config) { c.ProxyURL = "http://u:" + proxyPassword + "\x00@127.0.0.1:3128" }, fleets.ErrInvalidArgument},
+		{"retry: 11 attempts", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxAttempts: 11} }, fleets.ErrInvalidConfig},
+		{"retry: negative attempts", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxAttempts: -1} }, fleets.ErrInvalidArgument},
+		{"retry: initial over max", func(c *fleets.Config) {
+			c.Retry = &fleets.RetryPolicy{InitialBackoff: 2 * time.Second, MaxBackoff: time.Second}
+		}, fleets.ErrInvalidConfig},
+		{"retry: initial over default max", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{InitialBackoff: 6 * time.Second} }, fleets.ErrInvalidConfig},
+		{"retry: negative backoff", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxBackoff: -time.Second} }, fleets.ErrInvalidArgument},
+		{"retry: huge backoff", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxBackoff: 1 << 62} }, fleets.ErrInvalidArgument},
+		{"negative MaxResponseBytes", func(c *fleets.Config) { c.MaxResponseBytes = -1 }, fleets.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config()
+			cfg.APISecret = "s3cr3t-value-must-not-leak"
+			tc.edit(&cfg)
+			c, err := fleets.NewClient(cfg)
+			if !errors.Is(err, tc.want) {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if s := fmt.Sprintf("%v %+v %#v", err, err, cfg); strings.Contains(s, "s3cr3t") || strings.Contains(s, proxyPassword) {
+				t.Errorf("a secret leaks: %s", s)
+			}
+		})
+	}
+
+	// The accepted forms, and what "default" means.
+	for _, tc := range []struct {
+		name string
+		edit func(*fleets.Config)
+	}{
+		{"retry: zero policy = defaults", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{} }},
+		{"retry: 10 attempts", func(c *fleets.Config) {
+			c.Retry = &fleets.RetryPolicy{MaxAttempts: 10, InitialBackoff: time.Millisecond, MaxBackoff: time.Minute}
+		}},
+		{"retry: off", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxAttempts: 1} }},
+		{"proxy without credentials", func(c *fleets.Config) { c.ProxyURL = "http://127.0.0.1:3128" }},
+		{"MaxResponseBytes", func(c *fleets.Config) { c.MaxResponseBytes = 16 << 20 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config()
+			tc.edit(&cfg)
+			c, err := fleets.NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		})
+	}
+}
+
+// TestMaxResponseBytes: the limit applies to response bodies, in both directions.
+func TestMaxResponseBytes(t *testing.T) {
+	thing := newThing(t, "limit")
+	big := map[string]any{}
+	for i := 0; i < 600; i++ {
+		big[fmt.Sprintf("key%03d", i)] = strings.Repeat("v", 2000)
+	}
+	cfg := config()
+	cfg.MaxResponseBytes = 4 << 20
+	c, err := fleets.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ReportShadow(thing, big, nil); err != nil { // ~1.2 MB echoed back
+		t.Fatal(err)
+	}
+	s, err := c.GetShadow(thing) // over the 1 MiB default, under 4 MiB
+	if err != nil || len(s.Reported) != 600 {
+		t.Fatalf("1.2 MB shadow with MaxResponseBytes 4 MiB: %v", err)
+	}
+
+	cfg.MaxResponseBytes = 1000
+	small, err := fleets.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if _, err := small.GetShadow("thermostat-001"); err != nil {
+		t.Fatalf("small shadow under a 1000-byte limit: %v", err)
+	}
+	if _, err := small.GetShadow(thing); !errors.Is(err, fleets.ErrBadResponse) {
+		t.Fatalf("err = %v, want ErrBadResponse", err)
+	}
+}
+
+func TestConfigString(t *testing.T) {
+	cfg := fleets.Config{
+		Endpoint: "https://fleets.example.com", APIKey: "ak_1", APISecret: "top-secret",
+		CAPEM: "-----BEGIN CERTIFICATE-----\n", ProxyURL: "http://user:pa55@proxy.local:3128",
+		Retry: &fleets.RetryPolicy{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second},
+	}
+	s := fmt.Sprintf("%v|%+v|%#v|%s", cfg, cfg, cfg, &cfg)
+	for _, secret := range []string{"top-secret", "pa55"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("printed Config contains %q: %s", secret, s)
+		}
+	}
+	for _, want := range []string{"ProxyURL:http://user:REDACTED@proxy.local:3128", "CAPEM:(28 bytes)",
+		"Retry:{MaxAttempts:5 InitialBackoff:100ms MaxBackoff:2s}", "fleets.Config{"} {
+		mustContain(t, "printed Config", s, want)
+	}
+	for in, want := range map[string]string{
+		"":                              "",
+		"http://proxy.local:3128":       "http://proxy.local:3128",
+		"http://user@proxy.local:3128":  "http://user@proxy.local:3128",
+		"user:pa55@proxy.local:3128":    "REDACTED",
+		"http://user:pa55@bad host:x":   "REDACTED",
+		"http://user:pa:55@proxy.local": "http://user:REDACTED@proxy.local",
+	} {
+		cfg := fleets.Config{ProxyURL: in}
+		mustContain(t, "printed Config", cfg.String(), "ProxyURL:"+want+" ")
+		if strings.Contains(cfg.String(), "pa55") || strings.Contains(cfg.String(), ":55") {
+			t.Errorf("%q prints as %s", in, cfg.String())
+		}
+	}
+}
