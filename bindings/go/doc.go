@@ -23,6 +23,10 @@
 // ([ErrNotFound], [ErrConflict], [ErrTimeout], ...). No error message ever contains the API
 // secret.
 //
+// Transient failures (connection failures, timeouts before a response, HTTP 429, 502, 503,
+// 504) of the calls that are safe to repeat are retried with backoff by libfleets itself;
+// see [RetryPolicy] and [Config.Retry]. PublishEvent and RespondCommand are never repeated.
+//
 // Calls block until the response arrives or the request deadline ([Config.Timeout]) expires;
 // they cannot be canceled midway, so there are no context.Context parameters: set the
 // deadline in the Config instead.
