@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import Emulator
 
 THING = "thermostat-001"
 R = fleets.ResultCode
+GENERATED_TOKEN = re.compile(r"fleets-[0-9a-f]{16}")
 
 
 # ------------------------------------------------------------------ construction
@@ -139,6 +141,8 @@ def test_unknown_thing_is_not_found(client: fleets.Client) -> None:
         lambda c: c.report_shadow(THING, {"a": 1}, version=-1),
         lambda c: c.report_shadow(THING, {"a": 1}, client_token="\ud800"),
         lambda c: c.publish_event(THING, ""),
+        lambda c: c.publish_event(THING, "e" * 129),
+        lambda c: c.publish_event(THING, "e", app_id="a" * 129),
         lambda c: c.publish_event(THING, "e", severity="warning"),
         lambda c: c.publish_event(THING, "e", timestamp_ms=-5),
         lambda c: c.respond_command(THING, "id-1", "DONE"),
@@ -246,8 +250,12 @@ def _job(emu: Emulator, job_id: str, doc: Any = None) -> str:
 
 def test_job_flow(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
-    assert client.start_next_job(THING) == {}
-    assert client.get_pending_jobs(THING) == {"inProgressJobs": [], "queuedJobs": []}
+    # Retries are on by default: calls without a client token get a generated one, echoed back.
+    empty = client.start_next_job(THING)
+    assert list(empty) == ["clientToken"] and GENERATED_TOKEN.fullmatch(empty["clientToken"])
+    pending = client.get_pending_jobs(THING)
+    assert GENERATED_TOKEN.fullmatch(pending.pop("clientToken"))
+    assert pending == {"inProgressJobs": [], "queuedJobs": []}
     _job(emu, "job-1")
     _job(emu, "job-2")
     p = client.get_pending_jobs(THING, client_token="req-1")
@@ -269,6 +277,10 @@ def test_job_flow(client: fleets.Client, emu: Emulator) -> None:
         client.update_job(THING, "job-1", fleets.ExecutionStatus.FAILED)
     p = client.get_pending_jobs(THING)
     assert [j["jobId"] for j in p["queuedJobs"]] == ["job-2"] and p["inProgressJobs"] == []
+    with fleets.Client(emu.endpoint, emu.api_key, emu.api_secret, ca_file=emu.ca_file, max_attempts=1) as once:
+        # without retries no token is invented
+        assert once.start_next_job(THING)["execution"]["jobId"] == "job-2"
+        assert "clientToken" not in once.get_pending_jobs(THING)
 
 
 def test_update_job_version_mismatch(client: fleets.Client, emu: Emulator) -> None:
@@ -321,15 +333,21 @@ def test_unknown_job_is_not_found(client: fleets.Client, emu: Emulator) -> None:
     ],
     ids=["report_shadow", "get_shadow", "publish_event", "respond_command", "get_pending_jobs", "start_next_job", "describe_job", "update_job"],
 )
-def test_http_status_mapping(client: fleets.Client, emu: Emulator, call: Any, status: int, cls: type, code: int) -> None:
+def test_http_status_mapping(emu: Emulator, call: Any, status: int, cls: type, code: int, request: pytest.FixtureRequest) -> None:
     emu.register(THING)
     emu.fault(kind="status", status=status, times=0, body={"code": "Injected", "message": f"status {status}"})
-    with pytest.raises(cls) as ei:
-        call(client)
+    with fleets.Client(emu.endpoint, emu.api_key, emu.api_secret, ca_file=emu.ca_file, initial_backoff=0.01, max_backoff=0.02) as c:
+        with pytest.raises(cls) as ei:
+            call(c)
     e = ei.value
     assert type(e) is cls
     assert (e.code, e.http_status) == (code, status)
     assert e.body_json == {"code": "Injected", "message": f"status {status}"}
+    assert e.retry_after is None
+    # the default policy: 3 attempts of the calls that are safe to repeat, on 429/502/503/504
+    retried = status in (429, 502, 503, 504) and not any(n in request.node.callspec.id for n in ("publish_event", "respond_command"))
+    assert emu.total() == (3 if retried else 1)
+    assert ("(after 3 attempts)" in e.message) == retried
 
 
 def test_wrong_secret_is_auth_error_without_the_secret(emu: Emulator) -> None:
@@ -395,8 +413,10 @@ def test_non_json_2xx_is_bad_response(client: fleets.Client, emu: Emulator) -> N
     assert ei.value.code == R.ERR_BAD_RESPONSE and ei.value.http_status == 200
 
 
-def test_error_with_plain_text_body(client: fleets.Client, emu: Emulator) -> None:
+def test_error_with_plain_text_body(emu: Emulator) -> None:
     emu.fault(kind="status", status=502, body="Bad Gateway from a proxy")
-    with pytest.raises(fleets.ServerError) as ei:
-        client.get_shadow(THING)
+    with fleets.Client(emu.endpoint, emu.api_key, emu.api_secret, ca_file=emu.ca_file, max_attempts=1) as c:
+        with pytest.raises(fleets.ServerError) as ei:
+            c.get_shadow(THING)
     assert ei.value.body == "Bad Gateway from a proxy" and ei.value.body_json is None
+    assert emu.total() == 1

@@ -6,7 +6,7 @@ import ctypes
 import json
 import os
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._enums import ExecutionStatus, ResultCode, Severity
@@ -20,6 +20,7 @@ _INITIAL_BUFFER = 16 * 1024
 _MAX_KEPT_BUFFER = 1024 * 1024 + 1
 
 JSON = Dict[str, Any]
+PathLike = Union[str, "os.PathLike[str]"]
 StatusLike = Union[ExecutionStatus, str]
 SeverityLike = Union[Severity, str]
 
@@ -60,11 +61,31 @@ def _last_response() -> Optional[bytes]:
     return ctypes.string_at(buf, needed.value)
 
 
-def _raise_for(code: int, body: Optional[bytes], sent: bool) -> None:
+def _last_exchange() -> Tuple[Optional[int], Optional[float]]:
+    """The calling thread's last HTTP status and ``Retry-After`` (seconds), read right after
+    the call that produced them, on the same thread."""
+    status = _lib.fleets_last_http_status()
+    retry_after_ms = _lib.fleets_last_retry_after_ms()
+    return (status or None), (retry_after_ms / 1000.0 if retry_after_ms >= 0 else None)
+
+
+def _raise_for(
+    code: int,
+    body: Optional[bytes] = None,
+    exchange: Tuple[Optional[int], Optional[float]] = (None, None),
+) -> None:
+    """Raises the exception for a failed call. ``exchange`` is the ``_last_exchange()`` of a
+    call that sent a request (the default, nothing, for calls rejected before sending)."""
     message = _last_error_message() or _lib.fleets_result_name(code).decode()
-    status = _lib.fleets_last_http_status() if sent else 0
+    status, retry_after = exchange
     text = body.decode("utf-8", "replace") if body else None
-    raise error_class(code)(message, code=code, http_status=status or None, body=text)
+    raise error_class(code)(message, code=code, http_status=status, body=text, retry_after=retry_after)
+
+
+def _check(code: int) -> None:
+    """Raises for a failed configuration call (nothing was sent)."""
+    if code != ResultCode.OK:
+        _raise_for(code)
 
 
 def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
@@ -109,6 +130,7 @@ def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) ->
 
 
 def _timeout_ms(value: float, name: str) -> int:
+    """Positive seconds (int or float) as the C API's u32 milliseconds (at least 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not 0 < value < 4_294_967:  # also rejects NaN; the C API takes u32 milliseconds
@@ -119,9 +141,43 @@ def _timeout_ms(value: float, name: str) -> int:
     return ms
 
 
+def _count(value: Optional[int], name: str, hi: int) -> int:
+    """A positive int (None: 0, the library's default)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= hi:
+        raise InvalidArgument(f"{name} must be a positive int, got {value}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    return value
+
+
+def _path(value: Any, name: str) -> bytes:
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path, not {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a str path, not {type(path).__name__}")
+    return _text(path, name)  # type: ignore[return-value]
+
+
+def _redacted_proxy(url: str) -> str:
+    """The proxy URL with its password (if any) replaced by ``***``, for display."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***"
+    netloc = rest.split("/", 1)[0]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        return f"{scheme}://{hostport}"
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}"
+
+
 _U64 = (1 << 64) - 1
 _I64 = (1 << 63) - 1
 _U32 = (1 << 32) - 1
+_SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
 
 
 class Client:
@@ -135,13 +191,40 @@ class Client:
         endpoint: ``https://host[:port][/base]`` (``http://`` only for loopback hosts).
         api_key: the Deployment API key.
         api_secret: its secret (kept only inside the library; never shown in errors or repr).
-        ca_file: a PEM bundle to trust instead of the bundled Mozilla roots.
+        ca_file: a PEM bundle (path) to trust instead of the bundled Mozilla roots.
+        ca_pem: the same as text (``str`` or ``bytes`` holding PEM certificates).
+        use_system_roots: trust the operating system's certificate store
+            (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else the distribution's bundle) instead of
+            the bundled roots, e.g. behind a TLS-inspecting corporate proxy. At most one of
+            ``ca_file``, ``ca_pem`` and ``use_system_roots`` may be given.
+        client_cert: ``(cert_path, key_path)`` for mutual TLS: a PEM certificate chain (leaf
+            first) and its PEM private key (PKCS#8, PKCS#1 or SEC1).
+        proxy: ``http://[user:password@]host:port``, an HTTP CONNECT proxy for every request
+            (TLS still runs end to end). The password is never shown in repr or errors.
+            Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
+        max_attempts: attempts per call, including the first (1 disables retries; at most
+            10). Default 3.
+        initial_backoff: seconds; the wait before the first retry is random up to this,
+            doubling per retry. Default 0.2.
+        max_backoff: seconds; the longest wait between attempts, also the cap on what a
+            server's ``Retry-After`` can ask. Default 5.0.
+        max_response_bytes: the largest response body accepted (default 1 MiB); a larger one
+            raises :class:`BadResponseError`.
         connect_timeout: seconds for DNS, TCP and the TLS handshake.
-        timeout: seconds for a whole request; no call takes longer.
+        timeout: seconds for a whole call, all retries included; no call takes longer.
+
+    Only calls that are safe to repeat are retried: :meth:`get_shadow`, :meth:`report_shadow`
+    and the four jobs calls (with retries enabled and no ``client_token`` given, the library
+    sends a generated one, ``fleets-`` and 16 hex digits, which the server echoes in the
+    response). :meth:`publish_event` and :meth:`respond_command` are sent once. Retried
+    failures: connection failures, timeouts before any response byte, HTTP 429, 502, 503, 504.
 
     Raises:
-        ConfigError: bad endpoint, unreadable CA file...
-        InvalidArgument: a bad argument (e.g. a non-positive timeout).
+        ConfigError: bad endpoint, unreadable CA file, PEM without a certificate, client
+            certificate and key that do not match, malformed proxy URL, retry settings out of
+            range (``max_attempts`` over 10, ``initial_backoff`` over ``max_backoff``)...
+        InvalidArgument: a bad argument (e.g. a non-positive timeout, backoff or size).
+        TypeError: an argument of the wrong type.
     """
 
     def __init__(
@@ -150,14 +233,19 @@ class Client:
         api_key: str,
         api_secret: str,
         *,
-        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        ca_file: Optional[PathLike] = None,
+        ca_pem: Optional[Union[str, bytes]] = None,
+        use_system_roots: bool = False,
+        client_cert: Optional[Tuple[PathLike, PathLike]] = None,
+        proxy: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        initial_backoff: Optional[float] = None,
+        max_backoff: Optional[float] = None,
+        max_response_bytes: Optional[int] = None,
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
     ) -> None:
-        self._handle: Optional[int] = None
-        self._cond = threading.Condition(threading.Lock())
-        self._inflight = 0
-        self._closed = False
+        self._init_state()
         self._endpoint = endpoint
         endpoint_b = _text(endpoint, "endpoint")
         key_b = _text(api_key, "api_key")
@@ -165,53 +253,146 @@ class Client:
         cfg = ctypes.c_void_p()
         code = _lib.fleets_config_new(endpoint_b, key_b, secret_b, ctypes.byref(cfg))
         del secret_b
-        if code != ResultCode.OK:
-            _raise_for(code, None, sent=False)
-        self._finish(cfg, ca_file, connect_timeout, timeout)
+        _check(code)
+        self._finish(
+            cfg,
+            ca_file=ca_file,
+            ca_pem=ca_pem,
+            use_system_roots=use_system_roots,
+            client_cert=client_cert,
+            proxy=proxy,
+            max_attempts=max_attempts,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            max_response_bytes=max_response_bytes,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+        )
 
     @classmethod
     def from_env(
         cls,
         *,
-        ca_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        ca_file: Optional[PathLike] = None,
+        ca_pem: Optional[Union[str, bytes]] = None,
+        use_system_roots: bool = False,
+        client_cert: Optional[Tuple[PathLike, PathLike]] = None,
+        proxy: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        initial_backoff: Optional[float] = None,
+        max_backoff: Optional[float] = None,
+        max_response_bytes: Optional[int] = None,
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
     ) -> "Client":
         """A client configured from ``FLEETS_ENDPOINT``, ``FLEETS_API_KEY``,
-        ``FLEETS_API_SECRET`` and, when set and non-empty, ``FLEETS_CA_FILE``.
+        ``FLEETS_API_SECRET`` and, when set and non-empty, ``FLEETS_CA_FILE``; a proxy from
+        ``HTTPS_PROXY`` (``HTTP_PROXY`` for an ``http://`` loopback endpoint) unless
+        ``NO_PROXY`` names the endpoint's host. The other settings are the keyword arguments
+        of :class:`Client`.
 
-        ``ca_file`` overrides ``FLEETS_CA_FILE``. A missing variable raises :class:`ConfigError`
-        naming it.
+        ``ca_file``, ``ca_pem`` or ``use_system_roots`` override ``FLEETS_CA_FILE``; ``proxy``
+        overrides ``HTTPS_PROXY``. A missing variable raises :class:`ConfigError` naming it.
         """
         self = cls.__new__(cls)
-        self._handle = None
+        self._init_state()
+        cfg = ctypes.c_void_p()
+        code = _lib.fleets_config_from_env(ctypes.byref(cfg))
+        _check(code)
+        self._endpoint = os.environ.get("FLEETS_ENDPOINT", "")
+        self._finish(
+            cfg,
+            ca_file=ca_file,
+            ca_pem=ca_pem,
+            use_system_roots=use_system_roots,
+            client_cert=client_cert,
+            proxy=proxy,
+            max_attempts=max_attempts,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            max_response_bytes=max_response_bytes,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+        )
+        return self
+
+    def _init_state(self) -> None:
+        self._handle: Optional[int] = None
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closed = False
-        cfg = ctypes.c_void_p()
-        code = _lib.fleets_config_from_env(ctypes.byref(cfg))
-        if code != ResultCode.OK:
-            _raise_for(code, None, sent=False)
-        self._endpoint = os.environ.get("FLEETS_ENDPOINT", "")
-        self._finish(cfg, ca_file, connect_timeout, timeout)
-        return self
+        self._endpoint = ""
+        self._proxy_shown: Optional[str] = None
 
-    def _finish(self, cfg: ctypes.c_void_p, ca_file: Any, connect_timeout: float, timeout: float) -> None:
+    def _finish(
+        self,
+        cfg: ctypes.c_void_p,
+        *,
+        ca_file: Optional[PathLike],
+        ca_pem: Optional[Union[str, bytes]],
+        use_system_roots: bool,
+        client_cert: Optional[Tuple[PathLike, PathLike]],
+        proxy: Optional[str],
+        max_attempts: Optional[int],
+        initial_backoff: Optional[float],
+        max_backoff: Optional[float],
+        max_response_bytes: Optional[int],
+        connect_timeout: float,
+        timeout: float,
+    ) -> None:
+        """Applies the settings to ``cfg``, creates the client and frees ``cfg`` (always)."""
         try:
+            # Trust anchors: one source at most.
+            if not isinstance(use_system_roots, bool):
+                raise TypeError(f"use_system_roots must be a bool, not {type(use_system_roots).__name__}")
+            given = [n for n, v in (("ca_file", ca_file), ("ca_pem", ca_pem)) if v is not None]
+            if use_system_roots:
+                given.append("use_system_roots")
+            if len(given) > 1:
+                raise ConfigError(
+                    f"give at most one of ca_file, ca_pem and use_system_roots (got {' and '.join(given)})",
+                    code=ResultCode.ERR_INVALID_CONFIG,
+                )
             if ca_file is not None:
-                ca = _text(os.fspath(ca_file), "ca_file")
-                code = _lib.fleets_config_set_ca_file(cfg, ca)
-                if code != ResultCode.OK:
-                    _raise_for(code, None, sent=False)
-            code = _lib.fleets_config_set_timeouts(
-                cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")
-            )
-            if code != ResultCode.OK:
-                _raise_for(code, None, sent=False)
+                _check(_lib.fleets_config_set_ca_file(cfg, _path(ca_file, "ca_file")))
+            if ca_pem is not None:
+                if isinstance(ca_pem, bytes):
+                    try:
+                        ca_pem = ca_pem.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise InvalidArgument("ca_pem is not PEM text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
+                _check(_lib.fleets_config_set_ca_pem(cfg, _text(ca_pem, "ca_pem")))
+            if use_system_roots:
+                _check(_lib.fleets_config_use_system_roots(cfg))
+
+            if client_cert is not None:
+                if isinstance(client_cert, (str, bytes, os.PathLike)) or not isinstance(client_cert, Sequence) or len(client_cert) != 2:
+                    raise TypeError("client_cert must be a (cert_path, key_path) tuple")
+                cert_path, key_path = client_cert
+                _check(_lib.fleets_config_set_client_cert(cfg, _path(cert_path, "client_cert[0]"), _path(key_path, "client_cert[1]")))
+
+            if proxy is not None:
+                if not isinstance(proxy, str):
+                    raise TypeError(f"proxy must be a str URL, not {type(proxy).__name__}")
+                _check(_lib.fleets_config_set_proxy(cfg, _text(proxy, "proxy")))
+                self._proxy_shown = _redacted_proxy(proxy)
+
+            if max_attempts is not None or initial_backoff is not None or max_backoff is not None:
+                _check(
+                    _lib.fleets_config_set_retry(
+                        cfg,
+                        _count(max_attempts, "max_attempts", _U32),  # 0 = the library's default
+                        _timeout_ms(initial_backoff, "initial_backoff") if initial_backoff is not None else 0,
+                        _timeout_ms(max_backoff, "max_backoff") if max_backoff is not None else 0,
+                    )
+                )
+
+            if max_response_bytes is not None:
+                _check(_lib.fleets_config_set_max_response_bytes(cfg, _count(max_response_bytes, "max_response_bytes", _SIZE_MAX)))
+
+            _check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
             client = ctypes.c_void_p()
-            code = _lib.fleets_client_new(cfg, ctypes.byref(client))
-            if code != ResultCode.OK:
-                _raise_for(code, None, sent=False)
+            _check(_lib.fleets_client_new(cfg, ctypes.byref(client)))
             self._handle = client.value
         finally:
             _lib.fleets_config_free(cfg)
@@ -259,7 +440,8 @@ class Client:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<fleets.Client endpoint={self._endpoint!r} {state}>"
+        proxy = f" proxy={self._proxy_shown!r}" if self._proxy_shown else ""
+        return f"<fleets.Client endpoint={self._endpoint!r}{proxy} {state}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a fleets.Client cannot be pickled or copied; create one per process")
@@ -277,6 +459,8 @@ class Client:
             tls.out_len.value = 0
             code = fn(handle, *args, tls.buf, tls.cap, tls.out_len_p)
             # Read everything that is per thread right away, on this same thread.
+            # Result codes >= 200 mean a request was sent (transport or HTTP failure).
+            exchange = _last_exchange() if code >= 200 else (None, None)
             n = tls.out_len.value
             body: Optional[bytes]
             if code == ResultCode.OK:
@@ -292,7 +476,7 @@ class Client:
                 body = None
                 if n:
                     body = ctypes.string_at(tls.buf, n) if n < tls.cap else _last_response()
-                _raise_for(code, body, sent=code >= 200)
+                _raise_for(code, body, exchange)
         finally:
             with self._cond:
                 self._inflight -= 1
@@ -324,6 +508,7 @@ class Client:
             thing: the thing name (``[A-Za-z0-9._:-]{1,128}``).
             reported: the state; deep-merged by the server, a ``None`` value deletes that key.
             client_token: echoed back in the response (at most 64 printable ASCII characters).
+                None with retries enabled sends a generated ``fleets-<16 hex>`` token.
             version: the expected current shadow version; 0 auto-increments. A stale version
                 raises :class:`ConflictError`.
 
@@ -361,12 +546,14 @@ class Client:
 
         Args:
             thing: the thing name.
-            event_type: e.g. ``"highTemperature"``.
+            event_type: e.g. ``"highTemperature"`` (1 to 128 bytes).
             data: a JSON object with the event's details.
             severity: ``Severity.INFO``/``WARN``/``ERROR`` or ``"info"``/``"warn"``/``"error"``;
                 None leaves it out.
             timestamp_ms: Unix milliseconds; None means now.
-            app_id: an application label.
+            app_id: an application label (at most 128 bytes).
+
+        Never retried: a failure raises after the one attempt.
         """
         sev = Severity.UNSET if severity is None else Severity.coerce(severity)
         return self._call(

@@ -18,6 +18,9 @@ class FleetsError(Exception):
         http_status: the HTTP status of the response, or None when there was none.
         message: a human-readable description (never contains the API secret).
         body: the response body text, or None when there was none.
+        retry_after: the wait in seconds (a float) that the server asked for with a
+            ``Retry-After`` header (HTTP 429 or 503), or None when it sent none. Set on the
+            error of the last attempt, after the library's own retries.
     """
 
     def __init__(
@@ -27,6 +30,7 @@ class FleetsError(Exception):
         code: int = ResultCode.ERR_INTERNAL,
         http_status: Optional[int] = None,
         body: Optional[str] = None,
+        retry_after: Optional[float] = None,
     ) -> None:
         super().__init__(message)
         try:
@@ -37,6 +41,7 @@ class FleetsError(Exception):
         self.http_status: Optional[int] = http_status
         self.message: str = message
         self.body: Optional[str] = body
+        self.retry_after: Optional[float] = retry_after
 
     @property
     def body_json(self) -> Any:
@@ -57,11 +62,18 @@ class FleetsError(Exception):
 
     # Exceptions travel between processes (multiprocessing, concurrent.futures): keep the fields.
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild, (type(self), self.message, int(self.code), self.http_status, self.body))
+        return (_rebuild, (type(self), self.message, int(self.code), self.http_status, self.body, self.retry_after))
 
 
-def _rebuild(cls: Type[FleetsError], message: str, code: int, http_status: Optional[int], body: Optional[str]) -> FleetsError:
-    return cls(message, code=code, http_status=http_status, body=body)
+def _rebuild(
+    cls: Type[FleetsError],
+    message: str,
+    code: int,
+    http_status: Optional[int],
+    body: Optional[str],
+    retry_after: Optional[float] = None,
+) -> FleetsError:
+    return cls(message, code=code, http_status=http_status, body=body, retry_after=retry_after)
 
 
 class InvalidArgument(FleetsError, ValueError):
@@ -69,8 +81,9 @@ class InvalidArgument(FleetsError, ValueError):
 
 
 class ConfigError(FleetsError, ValueError):
-    """Bad endpoint URL, unreadable CA file, ``http://`` to a non-loopback host, missing
-    environment variable."""
+    """Bad endpoint URL, unreadable CA file or PEM without a certificate, client certificate
+    and key that cannot be read or do not match, malformed proxy URL, retry settings out of
+    range, ``http://`` to a non-loopback host, missing environment variable."""
 
 
 class ClientClosedError(FleetsError, RuntimeError):
@@ -119,11 +132,13 @@ class PayloadTooLargeError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """HTTP 429: rate limited."""
+    """HTTP 429: rate limited (after the library's retries, unless disabled). ``retry_after``
+    is the wait in seconds the server asked for, or None."""
 
 
 class ServerError(ApiError):
-    """HTTP 5xx."""
+    """HTTP 5xx (502, 503 and 504 after the library's retries, unless disabled).
+    ``retry_after`` is the wait in seconds a 503 asked for, or None."""
 
 
 class BadResponseError(FleetsError):

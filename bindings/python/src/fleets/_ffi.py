@@ -52,6 +52,12 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_config_from_env": (fleets_result, [POINTER(fleets_config_p)]),
     "fleets_config_set_ca_file": (fleets_result, [fleets_config_p, c_char_p]),
     "fleets_config_set_timeouts": (fleets_result, [fleets_config_p, c_uint32, c_uint32]),
+    "fleets_config_set_ca_pem": (fleets_result, [fleets_config_p, c_char_p]),
+    "fleets_config_use_system_roots": (fleets_result, [fleets_config_p]),
+    "fleets_config_set_client_cert": (fleets_result, [fleets_config_p, c_char_p, c_char_p]),
+    "fleets_config_set_proxy": (fleets_result, [fleets_config_p, c_char_p]),
+    "fleets_config_set_retry": (fleets_result, [fleets_config_p, c_uint32, c_uint32, c_uint32]),
+    "fleets_config_set_max_response_bytes": (fleets_result, [fleets_config_p, c_size_t]),
     "fleets_config_free": (None, [fleets_config_p]),
     "fleets_client_new": (fleets_result, [fleets_config_p, POINTER(fleets_client_p)]),
     "fleets_client_free": (None, [fleets_client_p]),
@@ -66,6 +72,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_result_name": (c_char_p, [fleets_result]),
     "fleets_last_error_message": (c_size_t, [out_buf, c_size_t]),
     "fleets_last_http_status": (c_int32, []),
+    "fleets_last_retry_after_ms": (c_int64, []),
     "fleets_last_response": (fleets_result, _RESPONSE),
 }
 
