@@ -139,6 +139,10 @@ pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error 
             ErrorCode::BadResponse,
             format!("response headers too large ({got} bytes, limit {limit})"),
         ),
+        U::ConnectProxyFailed(why) => Error::new(
+            ErrorCode::Connect,
+            format!("proxy refused the CONNECT tunnel: {why}"),
+        ),
         U::Protocol(ureq_proto::Error::HttpParseTooManyHeaders) => Error::new(
             ErrorCode::BadResponse,
             "response has too many header fields",
