@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CMake / C part of the libfleets CI, and the C demo.
 #
-#   cmake/ci.sh [STEP...]      STEP: all (default) | native | install | consumers | cross |
-#                              aarch64 | armv7 | sizes | demo
+#   cmake/ci.sh [STEP...]      STEP: all (default) | native | install | consumers | memcheck |
+#                              cross | aarch64 | armv7 | sizes | demo
 #
 #   native     configure + build (cargo release build of the library, the C examples) and ctest:
 #              library SONAME/exports, C++17 header check, thermostat / job_agent / static
@@ -12,6 +12,9 @@
 #              tests/cmake/consumer-pkg-config (pkg-config only), each against the shared and
 #              the static library of that prefix (runs install first), and
 #              tests/cmake/consumer-add-subdirectory (libfleets vendored via add_subdirectory)
+#   memcheck   tests/c programs and C examples built with -fsanitize=address,undefined and run
+#              (LeakSanitizer on), then under valgrind, each against a fresh emulator
+#              (tests/memcheck/memcheck.py; build dir <build>/memcheck)
 #   cross      aarch64 and armv7: cross build + ctest under qemu-user against the emulator
 #   sizes      prints the stripped libfleets.so sizes of the builds present
 #   demo       builds natively and runs the C thermostat against a fresh emulator, step by step
@@ -143,6 +146,13 @@ step_sizes() {
   done
 }
 
+step_memcheck() {
+  say "memcheck: C programs under ASan+UBSan (LeakSanitizer) and valgrind"
+  command -v python3 >/dev/null || die "memcheck needs python3"
+  python3 "$ROOT/tests/memcheck/memcheck.py" --build-dir "$BUILD/memcheck" \
+    --cargo-target "$CARGO_TARGET" --jobs "$JOBS"
+}
+
 step_demo() {
   configure "$BUILD/native" >/dev/null
   cmake --build "$BUILD/native" --parallel "$JOBS" --target demo
@@ -151,6 +161,7 @@ step_demo() {
 step_all() {
   timed native step_native
   timed consumers step_consumers
+  timed memcheck step_memcheck
   step_cross
   step_sizes
 }
@@ -158,8 +169,8 @@ step_all() {
 [[ $# -gt 0 ]] || set -- all
 for step in "$@"; do
   case $step in
-    all|native|install|consumers|cross|aarch64|armv7|sizes|demo) "step_$step" ;;
-    *) die "unknown step '$step' (all native install consumers cross aarch64 armv7 sizes demo)" ;;
+    all|native|install|consumers|memcheck|cross|aarch64|armv7|sizes|demo) "step_$step" ;;
+    *) die "unknown step '$step' (all native install consumers memcheck cross aarch64 armv7 sizes demo)" ;;
   esac
 done
 say "cmake/ci.sh $*: OK"
