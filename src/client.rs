@@ -69,6 +69,8 @@ pub struct Client {
     max_response_bytes: usize,
     request_timeout: Duration,
     retry: RetryPolicy,
+    /// `host:port` of the configured proxy, to say which hop a connect failure was on.
+    proxy_label: Option<String>,
 }
 
 /// Whether a request may be sent again after a transient failure.
@@ -137,6 +139,10 @@ impl Client {
             max_response_bytes: config.max_response_bytes,
             request_timeout: config.request_timeout,
             retry: config.retry,
+            proxy_label: config
+                .proxy
+                .as_ref()
+                .map(|p| format!("{}:{}", p.host(), p.port())),
         })
     }
 
@@ -376,8 +382,24 @@ impl Client {
                     .read_to_vec()?;
                 Ok((status, headers, body))
             })
-            .map_err(|e| response::transport_error(e, self.max_response_bytes))?;
+            .map_err(|e| {
+                self.name_the_proxy(response::transport_error(e, self.max_response_bytes))
+            })?;
         response::classify(status, &headers, body)
+    }
+
+    /// With a proxy, every TCP connection goes to the proxy: say so in a connect failure.
+    fn name_the_proxy(&self, err: Error) -> Error {
+        match &self.proxy_label {
+            Some(proxy)
+                if err.code() == crate::ErrorCode::Connect
+                    && !err.message().starts_with("proxy") =>
+            {
+                let message = format!("proxy {proxy}: {}", err.message());
+                err.with_message(message)
+            }
+            _ => err,
+        }
     }
 
     fn scrub(&self, err: Error) -> Error {

@@ -139,6 +139,10 @@ pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error 
             ErrorCode::BadResponse,
             format!("response headers too large ({got} bytes, limit {limit})"),
         ),
+        U::ConnectProxyFailed(why) if why.contains("407") => Error::new(
+            ErrorCode::Connect,
+            "proxy authentication failed (HTTP 407): check the user and password in the proxy URL",
+        ),
         U::ConnectProxyFailed(why) => Error::new(
             ErrorCode::Connect,
             format!("proxy refused the CONNECT tunnel: {why}"),

@@ -310,6 +310,7 @@ fn serve(
     bytes_in: &AtomicUsize,
 ) {
     tcp.set_nonblocking(false).unwrap();
+    let _ = tcp.set_nodelay(true);
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let Ok(raw) = tcp.try_clone() else { return };
     match config {
