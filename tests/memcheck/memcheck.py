@@ -35,6 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.dont_write_bytecode = True  # no __pycache__ in tests/cmake
 sys.path.insert(0, os.path.join(ROOT, "tests", "cmake"))
 
 import run_example  # noqa: E402  (the emulator driver and the example scenarios)
