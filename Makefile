@@ -41,3 +41,7 @@ release:
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# Benchmarks against libcurl, requests, httpx and net/http (bench/README.md); bench-smoke is CI's.
+.PHONY: bench bench-smoke
+bench bench-smoke: ; bench/run.sh $(if $(findstring smoke,$@),--smoke)
