@@ -563,4 +563,3 @@ fn pooled_connection_closed_by_the_server_between_calls() {
     );
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }
-
