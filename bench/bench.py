@@ -122,15 +122,19 @@ class Bench:
     # ---- rows -------------------------------------------------------------------------------
     def throughput(self, rid, name, threads):
         res = {"fleets": [], "curl": []}
+        cpu = {"fleets": [], "curl": []}
         for _ in range(self.runs):
             for impl in ("fleets", "curl"):  # interleaved so drift hits both
                 def once():
                     out, _ = self.loop(impl, 0, threads, self.secs)
                     res[impl].append(out["requests"] / out["seconds"])
+                    cpu[impl].append(out["cpu_s"] / out["requests"] * 1e6)
                     return out["requests"]
                 self.track(rid, once)
         self.add(rid, name, "reports/s", "higher", res["fleets"], "libcurl", res["curl"],
                  target=1.2 if threads == 1 else None)
+        self.add(rid + "_cpu", f"  client CPU per report, {threads} thread{'s' if threads > 1 else ''} (user+sys, start-up incl.)", "us", "lower",
+                 cpu["fleets"], "libcurl", cpu["curl"])
 
     def cold_start(self):
         starts = 3 if self.smoke else 15

@@ -12,10 +12,12 @@
  *     SECONDS > 0: every thread loops until SECONDS have passed (N ignored);
  *     otherwise:   exactly N reports in total, split over THREADS.
  * Configuration: FLEETS_ENDPOINT, FLEETS_API_KEY, FLEETS_API_SECRET, FLEETS_CA_FILE.
- * Prints one JSON line: {"requests":R,"seconds":S,"vmhwm_kb":K}. Exit 1 on any failed report.
+ * Prints one JSON line: {"requests":R,"seconds":S,"cpu_s":C,"vmhwm_kb":K} (C = user+sys of the
+ * whole process, start-up included). Exit 1 on any failed report.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +244,7 @@ int main(int argc, char **argv)
     int threads = argc > 2 ? atoi(argv[2]) : 1;
     double seconds = argc > 3 ? atof(argv[3]) : 0;
     struct worker w[MAX_THREADS];
+    struct rusage ru;
     double t0, dt;
     int i;
     if (threads < 1 || threads > MAX_THREADS) {
@@ -285,6 +288,10 @@ int main(int argc, char **argv)
     }
     dt = now_s() - t0;
     backend_free();
-    printf("{\"requests\":%ld,\"seconds\":%.6f,\"vmhwm_kb\":%ld}\n", (long)total_requests, dt, vmhwm_kb());
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"requests\":%ld,\"seconds\":%.6f,\"cpu_s\":%.6f,\"vmhwm_kb\":%ld}\n", (long)total_requests, dt,
+           (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec / 1e6,
+           vmhwm_kb());
     return failed ? 1 : 0;
 }
