@@ -14,6 +14,22 @@ import sys
 from html import escape
 
 
+SHORT = {
+    "seq": "C reports/s, 1 thread vs libcurl",
+    "seq_cpu": "C client CPU/report, 1 thread vs libcurl",
+    "threads4": "C reports/s, 4 threads vs libcurl",
+    "threads4_cpu": "C client CPU/report, 4 threads vs libcurl",
+    "cold": "C cold start vs libcurl",
+    "instr": "C instructions/report vs libcurl+OpenSSL",
+    "heap": "C peak heap vs libcurl+OpenSSL",
+    "rss": "C peak RSS vs libcurl+OpenSSL",
+    "size_x86_64": "x86-64 .so size vs libcurl+libssl+libcrypto",
+    "py_requests": "Python reports/s vs requests",
+    "py_httpx": "Python reports/s vs httpx",
+    "go": "Go reports/s vs net/http",
+}
+
+
 def main():
     data = json.load(open(sys.argv[1]))
     rows = [r for r in data["rows"] if r["baseline"]]
@@ -40,7 +56,7 @@ def main():
         hi_a = max(adv(r, f["min"], b["max"]), adv(r, f["max"], b["min"]))
         color = {True: "#2e8b57", False: "#c0392b", None: "#4682b4"}[r["met"]]
         x0, x1 = sorted((x(1), x(a)))
-        label = f'{r["name"]} vs {r["baseline_name"]}'
+        label = SHORT.get(r["id"], f'{r["name"].strip()} vs {r["baseline_name"]}')
         out.append(f'<text x="{left - 6}" y="{y + bar - 5}" text-anchor="end">{escape(label[:52])}</text>')
         out.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{bar}" fill="{color}"/>')
         out.append(f'<line x1="{x(lo_a):.1f}" y1="{y + bar / 2}" x2="{x(hi_a):.1f}" y2="{y + bar / 2}" stroke="black"/>')
