@@ -13,7 +13,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The C programs in tests/c link the cdylib, which `cargo test` alone does not produce.
 test-rust:
+	$(CARGO) build -p fleets --lib
 	$(CARGO) test --workspace
 
 # CMake build, C examples against the emulator, the C programs and examples under

@@ -19,7 +19,7 @@ fn compile(name: &str) -> PathBuf {
     let lib_dir = library_dir();
     assert!(
         lib_dir.join("libfleets.so").exists(),
-        "libfleets.so not found in {}",
+        "libfleets.so not found in {}: run `cargo build -p fleets --lib` first (make test does)",
         lib_dir.display()
     );
     // The library's SONAME is libfleets.so.0; cargo only writes libfleets.so, so the
