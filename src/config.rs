@@ -54,6 +54,9 @@ impl Endpoint {
 
     pub(crate) fn parse(text: &str) -> Result<Endpoint> {
         let bad = |why: &str| Error::invalid_config(format!("endpoint {text:?} {why}"));
+        if !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad("must be printable ASCII without spaces"));
+        }
         let uri: Uri = text
             .parse()
             .map_err(|_| bad("is not a URL (expected https://host[:port][/base])"))?;
@@ -70,6 +73,15 @@ impl Endpoint {
             return Err(bad("must not have a query or fragment"));
         }
         let host = authority.host();
+        if let Some(after_bracket) = authority.as_str().split_once(']').map(|(_, rest)| rest) {
+            let port_ok = after_bracket.is_empty()
+                || after_bracket
+                    .strip_prefix(':')
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if !port_ok {
+                return Err(bad("has something other than :port after the IPv6 address"));
+            }
+        }
         match scheme {
             "https" => {}
             "http" if is_loopback(host) => {}
@@ -473,6 +485,10 @@ mod tests {
             "https://h/?q=1",
             "https://h/#f",
             "https://",
+            "https://h/caf\u{e9}",
+            "https://h/a b",
+            "http://[::1]08:0/8x",
+            "http://[::1]:",
         ] {
             assert_eq!(
                 Endpoint::parse(bad).unwrap_err().code(),
