@@ -36,21 +36,14 @@ impl Issued {
 
 /// A certificate authority for one test.
 pub fn ca(name: &str) -> Issued {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).unwrap();
-    Issued {
-        cert_pem: cert.pem(),
-        cert_der: cert.der().clone(),
-        key_pem: key.serialize_pem(),
-        key,
-        params,
-    }
+    issue(None, &[], |params| {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.extended_key_usages.clear();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+    })
 }
 
 /// A leaf or intermediate certificate signed by `issuer` (self-signed when `None`), after
