@@ -2,6 +2,7 @@
 //! ThingDatas calls.
 
 use std::fmt;
+use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -29,6 +30,9 @@ pub const MAX_RESPONSE_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_IDLE_CONNECTIONS: usize = 8;
 /// How long an idle connection is kept for reuse.
 pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+/// Room for a request body's keys, punctuation, client token and numbers beyond the
+/// caller's strings.
+const BODY_OVERHEAD_BYTES: usize = 160;
 
 /// Options of [`Client::report_shadow`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,7 +120,7 @@ impl Client {
             .build();
         let agent = Agent::with_parts(
             agent_config,
-            ureq::unversioned::transport::DefaultConnector::new(),
+            crate::transport::connector(),
             CachingResolver::default(),
         );
 
@@ -163,7 +167,8 @@ impl Client {
             client_token: validate::client_token(options.client_token)?.or(generated.as_deref()),
             version: (options.version != 0).then_some(options.version),
         };
-        self.post(self.report_uri.clone(), &body, Repeat::Safe)
+        let hint = thing_name.len() + reported_json.len();
+        self.post(self.report_uri.clone(), &body, hint, Repeat::Safe)
     }
 
     /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
@@ -186,7 +191,11 @@ impl Client {
                 .map(|a| validate::label("app_id", a))
                 .transpose()?,
         };
-        self.post(self.events_uri.clone(), &body, Repeat::Never)
+        let hint = thing_name.len()
+            + event.event_type.len()
+            + event.data_json.map_or(0, str::len)
+            + event.app_id.map_or(0, str::len);
+        self.post(self.events_uri.clone(), &body, hint, Repeat::Never)
     }
 
     /// `POST /api/v1/thing-datas/command/response`; `timestamp` in Unix seconds, 0 = now.
@@ -205,7 +214,13 @@ impl Client {
             result: JsonObject::parse_opt("result_json", result_json)?,
             timestamp: timestamp_or_now(timestamp, "timestamp", unix_seconds)?,
         };
-        self.post(self.command_response_uri.clone(), &body, Repeat::Never)
+        let hint = thing_name.len() + execution_id.len() + result_json.map_or(0, str::len);
+        self.post(
+            self.command_response_uri.clone(),
+            &body,
+            hint,
+            Repeat::Never,
+        )
     }
 
     /// `POST /api/v1/thing-datas/jobs/get`: in-progress and queued job summaries.
@@ -219,7 +234,12 @@ impl Client {
             thing_name: validate::identifier("thing_name", thing_name)?,
             client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
-        self.post(self.jobs_get_uri.clone(), &body, Repeat::Safe)
+        self.post(
+            self.jobs_get_uri.clone(),
+            &body,
+            thing_name.len(),
+            Repeat::Safe,
+        )
     }
 
     /// `POST /api/v1/thing-datas/jobs/start-next`; `step_timeout_minutes` 0 leaves it out.
@@ -238,7 +258,8 @@ impl Client {
             step_timeout_in_minutes: (step_timeout_minutes != 0).then_some(step_timeout_minutes),
             client_token: validate::client_token(client_token)?.or(generated.as_deref()),
         };
-        self.post(self.jobs_start_next_uri.clone(), &body, Repeat::Safe)
+        let hint = thing_name.len() + status_details_json.map_or(0, str::len);
+        self.post(self.jobs_start_next_uri.clone(), &body, hint, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/get`: one job execution with its document.
@@ -255,7 +276,7 @@ impl Client {
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/get"))?;
-        self.post(uri, &body, Repeat::Safe)
+        self.post(uri, &body, thing_name.len(), Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/update`; `expected_version` 0 leaves it out.
@@ -278,7 +299,8 @@ impl Client {
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?;
-        self.post(uri, &body, Repeat::Safe)
+        let hint = thing_name.len() + status_details_json.map_or(0, str::len);
+        self.post(uri, &body, hint, Repeat::Safe)
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
@@ -293,8 +315,17 @@ impl Client {
         (given.is_none() && self.retry.enabled()).then(retry::generated_client_token)
     }
 
-    fn post<B: serde::Serialize>(&self, uri: Uri, body: &B, repeat: Repeat) -> Result<Response> {
-        let json = serde_json::to_vec(body).map_err(|e| {
+    /// Serialises and sends a body. `input_len` (the length of the caller's strings) sizes
+    /// the buffer so that a typical body is written without reallocating.
+    fn post<B: serde::Serialize>(
+        &self,
+        uri: Uri,
+        body: &B,
+        input_len: usize,
+        repeat: Repeat,
+    ) -> Result<Response> {
+        let mut json = Vec::with_capacity(input_len.saturating_add(BODY_OVERHEAD_BYTES));
+        serde_json::to_writer(&mut json, body).map_err(|e| {
             Error::new(crate::ErrorCode::Internal, format!("encoding request: {e}"))
         })?;
         self.send(uri, Some(&json), repeat)
@@ -375,11 +406,19 @@ impl Client {
                         .as_deref()
                         .and_then(retry::parse_retry_after),
                 };
-                let body = response
+                // Sized from Content-Length (within the limit) so the body is read without
+                // growing the buffer; a longer body still fails at the limit.
+                let expected = response.body().content_length().unwrap_or(0);
+                let mut body = Vec::with_capacity(
+                    usize::try_from(expected)
+                        .map_or(self.max_response_bytes, |n| n.min(self.max_response_bytes)),
+                );
+                response
                     .body_mut()
                     .with_config()
                     .limit(self.max_response_bytes as u64)
-                    .read_to_vec()?;
+                    .reader()
+                    .read_to_end(&mut body)?;
                 Ok((status, headers, body))
             })
             .map_err(|e| {

@@ -33,6 +33,8 @@ mod response;
 /// cbindgen:ignore
 mod retry;
 /// cbindgen:ignore
+mod transport;
+/// cbindgen:ignore
 mod validate;
 /// cbindgen:ignore
 mod wire;
