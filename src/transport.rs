@@ -473,6 +473,79 @@ mod tests {
         assert_eq!(time_left(&NextTimeout::default()).unwrap(), None);
     }
 
+    /// Records what reaches it, one entry per `transmit_output`.
+    #[derive(Debug)]
+    struct Recording {
+        buffers: LazyBuffers,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Transport for Recording {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), Error> {
+            let output = self.buffers.output()[..amount].to_vec();
+            self.sent.push(output);
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, Error> {
+            self.buffers.input_append_buf()[0] = b'H';
+            self.buffers.input_appended(1);
+            Ok(true)
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn transmit(t: &mut CoalescingTransport<Recording>, bytes: &[u8]) {
+        for piece in bytes.chunks(t.buffers().output().len()) {
+            t.buffers().output()[..piece.len()].copy_from_slice(piece);
+            t.transmit_output(piece.len(), NextTimeout::default())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn request_is_passed_on_in_one_piece_when_the_response_is_awaited() {
+        let mut t = CoalescingTransport {
+            inner: Recording {
+                buffers: LazyBuffers::new(64, 1024),
+                sent: Vec::new(),
+            },
+            pending: Vec::new(),
+        };
+        transmit(&mut t, b"POST / HTTP/1.1\r\ncontent-length: 7\r\n\r\n");
+        transmit(&mut t, b"{\"a\":1}");
+        assert!(t.inner.sent.is_empty(), "held back");
+        assert!(
+            !t.is_open(),
+            "a connection with a request half sent is not reusable"
+        );
+        assert!(t.await_input(NextTimeout::default()).unwrap());
+        assert_eq!(
+            t.inner.sent,
+            vec![b"POST / HTTP/1.1\r\ncontent-length: 7\r\n\r\n{\"a\":1}".to_vec()]
+        );
+        assert_eq!(t.buffers().input(), b"H");
+        assert!(t.is_open());
+
+        // A large body: passed on at the limit, in pieces of the inner buffer's size.
+        t.inner.sent.clear();
+        let body: Vec<u8> = (0..COALESCE_LIMIT + 3000).map(|i| i as u8).collect();
+        transmit(&mut t, &body);
+        assert_eq!(
+            t.inner.sent.len(),
+            COALESCE_LIMIT / 1024,
+            "flushed at the limit"
+        );
+        t.await_input(NextTimeout::default()).unwrap();
+        assert!(t.inner.sent.iter().all(|piece| piece.len() <= 1024));
+        assert_eq!(t.inner.sent.concat(), body);
+        assert!(t.pending.is_empty());
+    }
+
     #[cfg(unix)]
     #[test]
     fn probe_sees_idle_data_and_close() {
