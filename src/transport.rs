@@ -31,6 +31,8 @@ use zeroize::Zeroize;
 const MAX_EARLY: Duration = Duration::from_millis(100);
 /// Request bytes held back at most before they are handed to TLS anyway.
 const COALESCE_LIMIT: usize = 16 * 1024;
+/// Capacity of the held-back buffer kept for the next request on the connection.
+const KEEP_PENDING_CAPACITY: usize = 4 * 1024;
 /// Smallest connect budget per address when a host has several (as in ureq).
 const MIN_PER_ADDRESS_TIMEOUT: Duration = Duration::from_millis(10);
 
@@ -352,7 +354,14 @@ impl<T: Transport> CoalescingTransport<T> {
             }
             sent += n;
         };
-        self.pending.clear();
+        if self.pending.capacity() > KEEP_PENDING_CAPACITY {
+            // After a large body: give the memory back (zeroed) rather than keep it per
+            // pooled connection.
+            self.pending.zeroize();
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
         result
     }
 }
@@ -544,6 +553,10 @@ mod tests {
         assert!(t.inner.sent.iter().all(|piece| piece.len() <= 1024));
         assert_eq!(t.inner.sent.concat(), body);
         assert!(t.pending.is_empty());
+        assert!(
+            t.pending.capacity() <= KEEP_PENDING_CAPACITY,
+            "large buffer given back"
+        );
     }
 
     #[cfg(unix)]
