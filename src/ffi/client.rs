@@ -284,8 +284,9 @@ pub unsafe extern "C" fn fleets_config_free(cfg: *mut fleets_config_t) {
 /// `cfg` is only read: it may be freed right after. On success `*out` receives a new handle
 /// freed with `fleets_client_free`. A client is safe to use from many threads at once.
 ///
-/// Memory: about 24 KiB of HTTP buffers plus the TLS state per pooled connection, plus the
-/// largest response body being read per calling thread (at most 1 MiB).
+/// Memory: about 28 KiB of HTTP buffers (16 KiB in, 8 KiB out, up to 4 KiB kept to send each
+/// request as one TLS record) plus rustls' state per pooled connection, plus the response body
+/// being read per calling thread (at most the response limit, 1 MiB by default).
 ///
 /// # Safety
 /// `cfg` is NULL or a live configuration; `out` is NULL or valid for one pointer write.
