@@ -84,6 +84,16 @@ impl<'a> JsonObject<'a> {
                 format!("{what} must be a JSON object"),
             ));
         }
+        // The raw check does not decode `\u` escapes; a lone surrogate such as "\ud800" is
+        // not Unicode and strict servers refuse it. Decode fully only when escapes are present.
+        if raw.get().contains("\\u") {
+            serde_json::from_str::<serde_json::Value>(raw.get()).map_err(|e| {
+                Error::new(
+                    ErrorCode::InvalidJson,
+                    format!("{what} is not valid JSON: {e}"),
+                )
+            })?;
+        }
         Ok(JsonObject(raw))
     }
 
@@ -142,6 +152,7 @@ mod tests {
 
     #[test]
     fn json_objects() {
+        assert!(JsonObject::parse("x", r#"{"k":"caf\u00e9 \ud83d\ude00"}"#).is_ok());
         assert_eq!(
             JsonObject::parse("x", " {\"a\": 1} ").unwrap().as_str(),
             "{\"a\": 1}"
@@ -154,6 +165,7 @@ mod tests {
             ("{", ErrorCode::InvalidJson),
             ("{} {}", ErrorCode::InvalidJson),
             ("", ErrorCode::InvalidJson),
+            (r#"{"k":"\ud800"}"#, ErrorCode::InvalidJson),
         ] {
             assert_eq!(
                 JsonObject::parse("x", text).unwrap_err().code(),
