@@ -25,7 +25,15 @@ fn client() -> *mut fleets_client_t {
         .get_or_init(|| unsafe {
             let mut cfg = std::ptr::null_mut();
             let ep = c"http://127.0.0.1:9";
-            assert_eq!(fleets_config_new(ep.as_ptr(), c"ak_fuzz".as_ptr(), c"secret".as_ptr(), &mut cfg), FLEETS_OK);
+            assert_eq!(
+                fleets_config_new(
+                    ep.as_ptr(),
+                    c"ak_fuzz".as_ptr(),
+                    c"secret".as_ptr(),
+                    &mut cfg
+                ),
+                FLEETS_OK
+            );
             assert_eq!(fleets_config_set_timeouts(cfg, 50, 100), FLEETS_OK);
             assert_eq!(fleets_config_set_retry(cfg, 1, 0, 0), FLEETS_OK);
             let mut client = std::ptr::null_mut();
@@ -45,31 +53,88 @@ fuzz_target!(|data: &[u8]| {
     let num = u64::from_le_bytes(data[2..10].try_into().unwrap());
     let small = (num & 0xFF) as u32; // enum values: mostly out of range, 0..=4 in range
     let f = fields(&data[10..], 5);
-    let c = if sel & 0x80 != 0 { std::ptr::null_mut() } else { client() };
+    let c = if sel & 0x80 != 0 {
+        std::ptr::null_mut()
+    } else {
+        client()
+    };
     let (a, b, cc, d, e) = (ptr(&f[0]), ptr(&f[1]), ptr(&f[2]), ptr(&f[3]), ptr(&f[4]));
 
     let status_before = fleets_last_http_status();
     let (name, r) = unsafe {
         match sel & 0x07 {
-            0 => ("fleets_shadow_report", fleets_shadow_report(c, a, b, cc, num, buf.out(), buf.cap(), buf.out_len())),
-            1 => ("fleets_shadow_get", fleets_shadow_get(c, a, buf.out(), buf.cap(), buf.out_len())),
+            0 => (
+                "fleets_shadow_report",
+                fleets_shadow_report(c, a, b, cc, num, buf.out(), buf.cap(), buf.out_len()),
+            ),
+            1 => (
+                "fleets_shadow_get",
+                fleets_shadow_get(c, a, buf.out(), buf.cap(), buf.out_len()),
+            ),
             2 => (
                 "fleets_event_publish",
-                fleets_event_publish(c, a, b, small, num as i64, cc, d, buf.out(), buf.cap(), buf.out_len()),
+                fleets_event_publish(
+                    c,
+                    a,
+                    b,
+                    small,
+                    num as i64,
+                    cc,
+                    d,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
             3 => (
                 "fleets_command_respond",
-                fleets_command_respond(c, a, b, small, cc, num as i64, buf.out(), buf.cap(), buf.out_len()),
+                fleets_command_respond(
+                    c,
+                    a,
+                    b,
+                    small,
+                    cc,
+                    num as i64,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
-            4 => ("fleets_jobs_get_pending", fleets_jobs_get_pending(c, a, b, buf.out(), buf.cap(), buf.out_len())),
+            4 => (
+                "fleets_jobs_get_pending",
+                fleets_jobs_get_pending(c, a, b, buf.out(), buf.cap(), buf.out_len()),
+            ),
             5 => (
                 "fleets_jobs_start_next",
-                fleets_jobs_start_next(c, a, b, (num >> 8) as u32, cc, buf.out(), buf.cap(), buf.out_len()),
+                fleets_jobs_start_next(
+                    c,
+                    a,
+                    b,
+                    (num >> 8) as u32,
+                    cc,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
-            6 => ("fleets_jobs_describe", fleets_jobs_describe(c, a, b, cc, buf.out(), buf.cap(), buf.out_len())),
+            6 => (
+                "fleets_jobs_describe",
+                fleets_jobs_describe(c, a, b, cc, buf.out(), buf.cap(), buf.out_len()),
+            ),
             _ => (
                 "fleets_jobs_update",
-                fleets_jobs_update(c, a, b, small, cc, num >> 8, d, buf.out(), buf.cap(), buf.out_len()),
+                fleets_jobs_update(
+                    c,
+                    a,
+                    b,
+                    small,
+                    cc,
+                    num >> 8,
+                    d,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
         }
     };
@@ -78,7 +143,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         matches!(
             r,
-            FLEETS_ERR_NULL_ARGUMENT | FLEETS_ERR_INVALID_ARGUMENT | FLEETS_ERR_INVALID_JSON | FLEETS_ERR_CONNECT
+            FLEETS_ERR_NULL_ARGUMENT
+                | FLEETS_ERR_INVALID_ARGUMENT
+                | FLEETS_ERR_INVALID_JSON
+                | FLEETS_ERR_CONNECT
         ),
         "{name}: unexpected result {r} with nothing listening"
     );
@@ -93,7 +161,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(fleets_last_http_status(), 0);
         let mut len = 7usize;
         let lr = unsafe { fleets_last_response(std::ptr::null_mut(), 0, &mut len) };
-        assert_eq!(lr, FLEETS_ERR_INVALID_ARGUMENT, "fleets_last_response after CONNECT");
+        assert_eq!(
+            lr, FLEETS_ERR_INVALID_ARGUMENT,
+            "fleets_last_response after CONNECT"
+        );
         assert_eq!(len, 7);
     } else {
         // Rejected before sending: the record of the last exchange is unchanged.

@@ -43,10 +43,14 @@ fuzz_target!(|data: &[u8]| {
         if let (Ok(v), Ok(r)) = (&looked, &raw) {
             // The compact text is valid JSON of the same kind (floats are not compared:
             // serde_json's default float parsing is not exact round-trip).
-            let again: serde_json::Value = serde_json::from_str(r).expect("get_raw output reparses");
+            let again: serde_json::Value =
+                serde_json::from_str(r).expect("get_raw output reparses");
             assert_eq!(std::mem::discriminant(&again), std::mem::discriminant(v));
         }
-        for e in [&raw.as_ref().err(), &string.as_ref().err()].into_iter().flatten() {
+        for e in [&raw.as_ref().err(), &string.as_ref().err()]
+            .into_iter()
+            .flatten()
+        {
             assert!(!e.message().is_empty());
         }
         (raw, string, f64v, i64v, boolv)
@@ -70,9 +74,21 @@ fuzz_target!(|data: &[u8]| {
         for (name, which) in [("fleets_json_get", 0), ("fleets_json_get_string", 1)] {
             let mut buf = OutBuf::new(shape);
             let r = if which == 0 {
-                fleets_json_get(ptr(document), ptr(pointer), buf.out(), buf.cap(), buf.out_len())
+                fleets_json_get(
+                    ptr(document),
+                    ptr(pointer),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                )
             } else {
-                fleets_json_get_string(ptr(document), ptr(pointer), buf.out(), buf.cap(), buf.out_len())
+                fleets_json_get_string(
+                    ptr(document),
+                    ptr(pointer),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                )
             };
             check_result(name, r);
             let expected: Option<Result<Vec<u8>, fleets_result>> = rust.as_ref().map(|t| {
@@ -90,7 +106,12 @@ fuzz_target!(|data: &[u8]| {
                     buf.assert_untouched(name);
                 }
                 (None, Some(Ok(text))) => {
-                    assert!(r == FLEETS_OK || r == FLEETS_ERR_BUFFER_TOO_SMALL || r == FLEETS_ERR_NULL_ARGUMENT, "{name}: {r}");
+                    assert!(
+                        r == FLEETS_OK
+                            || r == FLEETS_ERR_BUFFER_TOO_SMALL
+                            || r == FLEETS_ERR_NULL_ARGUMENT,
+                        "{name}: {r}"
+                    );
                     buf.check(name, r, Some(text));
                 }
                 (None, None) => unreachable!(),
@@ -103,14 +124,34 @@ fuzz_target!(|data: &[u8]| {
         // Scalar lookups: *out written only on success, with the Rust API's value.
         let null_out = shape & 0x80 != 0;
         let mut d = f64::from_bits(0x7FF8_DEAD_BEEF_0001);
-        let r = fleets_json_get_f64(ptr(document), ptr(pointer), if null_out { std::ptr::null_mut() } else { &mut d });
+        let r = fleets_json_get_f64(
+            ptr(document),
+            ptr(pointer),
+            if null_out {
+                std::ptr::null_mut()
+            } else {
+                &mut d
+            },
+        );
         check_result("fleets_json_get_f64", r);
         let mut i = 0x5A5A_5A5A_i64;
-        let ri = fleets_json_get_i64(ptr(document), ptr(pointer), if null_out { std::ptr::null_mut() } else { &mut i });
+        let ri = fleets_json_get_i64(
+            ptr(document),
+            ptr(pointer),
+            if null_out {
+                std::ptr::null_mut()
+            } else {
+                &mut i
+            },
+        );
         check_result("fleets_json_get_i64", ri);
         let mut b = false;
         let bp: *mut bool = &mut b;
-        let rb = fleets_json_get_bool(ptr(document), ptr(pointer), if null_out { std::ptr::null_mut() } else { bp });
+        let rb = fleets_json_get_bool(
+            ptr(document),
+            ptr(pointer),
+            if null_out { std::ptr::null_mut() } else { bp },
+        );
         check_result("fleets_json_get_bool", rb);
         if let Some(p) = pre {
             for x in [r, ri, rb] {

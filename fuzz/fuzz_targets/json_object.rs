@@ -31,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(e.code(), fleets::ErrorCode::InvalidJson, "{}", e.message());
             assert!(!e.message().is_empty());
             // A document serde_json accepts as an object must not be rejected.
-            if let Ok(serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(text) {
+            if let Ok(serde_json::Value::Object(_)) =
+                serde_json::from_str::<serde_json::Value>(text)
+            {
                 panic!("rejected a valid object: {}", e.message());
             }
         }

@@ -67,7 +67,15 @@ fn clients() -> &'static [Handle; 2] {
         let make = |limit: usize| unsafe {
             let ep = std::ffi::CString::new(format!("http://127.0.0.1:{port}/base")).unwrap();
             let mut cfg = std::ptr::null_mut();
-            assert_eq!(fleets_config_new(ep.as_ptr(), c"ak_fuzz".as_ptr(), c"secret".as_ptr(), &mut cfg), FLEETS_OK);
+            assert_eq!(
+                fleets_config_new(
+                    ep.as_ptr(),
+                    c"ak_fuzz".as_ptr(),
+                    c"secret".as_ptr(),
+                    &mut cfg
+                ),
+                FLEETS_OK
+            );
             assert_eq!(fleets_config_set_timeouts(cfg, 500, 1000), FLEETS_OK);
             assert_eq!(fleets_config_set_retry(cfg, 1, 0, 0), FLEETS_OK);
             assert_eq!(fleets_config_set_max_response_bytes(cfg, limit), FLEETS_OK);
@@ -99,22 +107,35 @@ fuzz_target!(|data: &[u8]| {
             None => (&[][..], &rest[2..]),
         };
         // Header lines: keep printable ones only so the message stays well-formed.
-        let headers: Vec<u8> = headers.iter().copied().filter(|&c| c == b'\n' || (0x20..0x7f).contains(&c)).collect();
+        let headers: Vec<u8> = headers
+            .iter()
+            .copied()
+            .filter(|&c| c == b'\n' || (0x20..0x7f).contains(&c))
+            .collect();
         let headers = String::from_utf8(headers).unwrap();
         let mut extra = String::new();
         let valid = |l: &&str| {
-            l.split_once(':').is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+            l.split_once(':').is_some_and(|(n, _)| {
+                !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            })
         };
         for line in headers.lines().filter(valid) {
             let lower = line.to_ascii_lowercase();
-            if lower.starts_with("content-length") || lower.starts_with("transfer-encoding") || lower.starts_with("connection") {
+            if lower.starts_with("content-length")
+                || lower.starts_with("transfer-encoding")
+                || lower.starts_with("connection")
+            {
                 continue;
             }
             extra.push_str(line);
             extra.push_str("\r\n");
         }
         body = b;
-        let mut r = format!("HTTP/1.1 {status} Fuzz\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", b.len()).into_bytes();
+        let mut r = format!(
+            "HTTP/1.1 {status} Fuzz\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+            b.len()
+        )
+        .into_bytes();
         r.extend_from_slice(b);
         r
     } else {
@@ -127,28 +148,102 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = OutBuf::new(shape);
     let (name, r) = unsafe {
         match flags & 0x07 {
-            0 => ("fleets_shadow_get", fleets_shadow_get(c, c"thing-1".as_ptr(), buf.out(), buf.cap(), buf.out_len())),
+            0 => (
+                "fleets_shadow_get",
+                fleets_shadow_get(c, c"thing-1".as_ptr(), buf.out(), buf.cap(), buf.out_len()),
+            ),
             1 => (
                 "fleets_shadow_report",
-                fleets_shadow_report(c, c"thing-1".as_ptr(), c"{\"t\":1}".as_ptr(), std::ptr::null(), 0, buf.out(), buf.cap(), buf.out_len()),
+                fleets_shadow_report(
+                    c,
+                    c"thing-1".as_ptr(),
+                    c"{\"t\":1}".as_ptr(),
+                    std::ptr::null(),
+                    0,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
             2 => (
                 "fleets_event_publish",
-                fleets_event_publish(c, c"thing-1".as_ptr(), c"alarm".as_ptr(), FLEETS_SEVERITY_WARN, 0, std::ptr::null(), std::ptr::null(), buf.out(), buf.cap(), buf.out_len()),
+                fleets_event_publish(
+                    c,
+                    c"thing-1".as_ptr(),
+                    c"alarm".as_ptr(),
+                    FLEETS_SEVERITY_WARN,
+                    0,
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
             3 => (
                 "fleets_command_respond",
-                fleets_command_respond(c, c"thing-1".as_ptr(), c"exec-1".as_ptr(), FLEETS_EXECUTION_SUCCEEDED, std::ptr::null(), 0, buf.out(), buf.cap(), buf.out_len()),
+                fleets_command_respond(
+                    c,
+                    c"thing-1".as_ptr(),
+                    c"exec-1".as_ptr(),
+                    FLEETS_EXECUTION_SUCCEEDED,
+                    std::ptr::null(),
+                    0,
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
-            4 => ("fleets_jobs_get_pending", fleets_jobs_get_pending(c, c"thing-1".as_ptr(), std::ptr::null(), buf.out(), buf.cap(), buf.out_len())),
+            4 => (
+                "fleets_jobs_get_pending",
+                fleets_jobs_get_pending(
+                    c,
+                    c"thing-1".as_ptr(),
+                    std::ptr::null(),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
+            ),
             5 => (
                 "fleets_jobs_start_next",
-                fleets_jobs_start_next(c, c"thing-1".as_ptr(), std::ptr::null(), 0, std::ptr::null(), buf.out(), buf.cap(), buf.out_len()),
+                fleets_jobs_start_next(
+                    c,
+                    c"thing-1".as_ptr(),
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
-            6 => ("fleets_jobs_describe", fleets_jobs_describe(c, c"thing-1".as_ptr(), c"job-1".as_ptr(), std::ptr::null(), buf.out(), buf.cap(), buf.out_len())),
+            6 => (
+                "fleets_jobs_describe",
+                fleets_jobs_describe(
+                    c,
+                    c"thing-1".as_ptr(),
+                    c"job-1".as_ptr(),
+                    std::ptr::null(),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
+            ),
             _ => (
                 "fleets_jobs_update",
-                fleets_jobs_update(c, c"thing-1".as_ptr(), c"job-1".as_ptr(), FLEETS_EXECUTION_IN_PROGRESS, std::ptr::null(), 0, std::ptr::null(), buf.out(), buf.cap(), buf.out_len()),
+                fleets_jobs_update(
+                    c,
+                    c"thing-1".as_ptr(),
+                    c"job-1".as_ptr(),
+                    FLEETS_EXECUTION_IN_PROGRESS,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    buf.out(),
+                    buf.cap(),
+                    buf.out_len(),
+                ),
             ),
         }
     };
@@ -158,7 +253,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     assert!(
-        !matches!(r, FLEETS_ERR_NULL_ARGUMENT | FLEETS_ERR_INVALID_ARGUMENT | FLEETS_ERR_INVALID_JSON | FLEETS_ERR_INVALID_CONFIG | FLEETS_ERR_TLS),
+        !matches!(
+            r,
+            FLEETS_ERR_NULL_ARGUMENT
+                | FLEETS_ERR_INVALID_ARGUMENT
+                | FLEETS_ERR_INVALID_JSON
+                | FLEETS_ERR_INVALID_CONFIG
+                | FLEETS_ERR_TLS
+        ),
         "{name}: {r} for a server response"
     );
     let http = fleets_last_http_status();
@@ -171,7 +273,10 @@ fuzz_target!(|data: &[u8]| {
     let last_body = if lr == FLEETS_OK {
         let mut v = vec![0u8; len + 1];
         let mut len2 = 0usize;
-        assert_eq!(unsafe { fleets_last_response(v.as_mut_ptr().cast(), v.len(), &mut len2) }, FLEETS_OK);
+        assert_eq!(
+            unsafe { fleets_last_response(v.as_mut_ptr().cast(), v.len(), &mut len2) },
+            FLEETS_OK
+        );
         assert_eq!(len2, len);
         assert_eq!(v[len], 0);
         v.truncate(len);
@@ -185,7 +290,10 @@ fuzz_target!(|data: &[u8]| {
         FLEETS_OK | FLEETS_ERR_BUFFER_TOO_SMALL => {
             assert!((200..300).contains(&http), "{name}: {r} with HTTP {http}");
             let lb = last_body.expect("a 2xx body is kept");
-            assert!(std::str::from_utf8(&lb).is_ok(), "2xx body kept but not UTF-8");
+            assert!(
+                std::str::from_utf8(&lb).is_ok(),
+                "2xx body kept but not UTF-8"
+            );
             buf.check(name, r, Some(&lb));
             if structured {
                 assert_eq!(i32::from(status), http);
@@ -194,20 +302,30 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if limited {
                     // (what was delivered: a 204's body is not read at all)
-                    assert!(lb.len() <= 64, "{} bytes passed the 64-byte limit", lb.len());
+                    assert!(
+                        lb.len() <= 64,
+                        "{} bytes passed the 64-byte limit",
+                        lb.len()
+                    );
                 }
             }
         }
         300..=308 => {
             // any non-2xx status that reached classification (1xx included, e.g. 101)
-            assert!((100..=999).contains(&http) && !(200..300).contains(&http), "{name}: {r} with HTTP {http}");
+            assert!(
+                (100..=999).contains(&http) && !(200..300).contains(&http),
+                "{name}: {r} with HTTP {http}"
+            );
             let expect = fleets::ErrorCode::from_http_status(http as u16) as u32;
             assert_eq!(r, expect, "HTTP {http} classified as {r}");
             if structured {
                 assert_eq!(i32::from(status), http);
                 // 304 carries no body by definition (RFC 9110 15.4.5).
                 if !limited && status != 304 {
-                    assert_eq!(last_body.as_deref(), Some(&*String::from_utf8_lossy(body).into_owned().into_bytes()));
+                    assert_eq!(
+                        last_body.as_deref(),
+                        Some(&*String::from_utf8_lossy(body).into_owned().into_bytes())
+                    );
                 }
             }
         }

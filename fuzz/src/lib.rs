@@ -66,11 +66,18 @@ pub const KNOWN_RESULTS: &[fleets_result] = &[
 /// Asserts `r` is a defined result code, never FLEETS_ERR_PANIC / FLEETS_ERR_INTERNAL, and
 /// that a failure left a non-empty, NUL-terminated message for fleets_last_error_message.
 pub fn check_result(what: &str, r: fleets_result) {
-    assert!(KNOWN_RESULTS.contains(&r), "{what}: unknown result code {r}");
+    assert!(
+        KNOWN_RESULTS.contains(&r),
+        "{what}: unknown result code {r}"
+    );
     assert_ne!(r, FLEETS_ERR_PANIC, "{what}: FLEETS_ERR_PANIC");
     assert_ne!(r, FLEETS_ERR_INTERNAL, "{what}: FLEETS_ERR_INTERNAL");
     let name = unsafe { std::ffi::CStr::from_ptr(fleets_result_name(r)) };
-    assert_ne!(name.to_bytes(), b"FLEETS_ERR_UNKNOWN", "{what}: {r} has no name");
+    assert_ne!(
+        name.to_bytes(),
+        b"FLEETS_ERR_UNKNOWN",
+        "{what}: {r} has no name"
+    );
     if r != FLEETS_OK {
         let needed = unsafe { fleets_last_error_message(std::ptr::null_mut(), 0) };
         assert!(needed > 0, "{what}: failure {r} without a message");
@@ -78,7 +85,10 @@ pub fn check_result(what: &str, r: fleets_result) {
         let n = unsafe { fleets_last_error_message(buf.as_mut_ptr().cast(), buf.len()) };
         assert_eq!(n, needed);
         assert_eq!(buf[needed], 0, "{what}: message not NUL-terminated");
-        assert!(!buf[..needed].contains(&0), "{what}: NUL inside the message");
+        assert!(
+            !buf[..needed].contains(&0),
+            "{what}: NUL inside the message"
+        );
         assert!(std::str::from_utf8(&buf[..needed]).is_ok());
     }
 }
@@ -174,7 +184,11 @@ impl OutBuf {
                     return None;
                 }
                 // The text plus its NUL fit; find the NUL the call wrote.
-                let n = if self.null_len { expected?.len() } else { self.len };
+                let n = if self.null_len {
+                    expected?.len()
+                } else {
+                    self.len
+                };
                 assert!(n < self.cap, "{what}: OK but {n} + NUL > cap {}", self.cap);
                 assert_eq!(self.storage[n], 0, "{what}: no NUL at out[{n}]");
                 assert!(
@@ -190,7 +204,11 @@ impl OutBuf {
             FLEETS_ERR_BUFFER_TOO_SMALL => {
                 assert!(!self.null_out, "{what}: too small with a NULL buffer");
                 if !self.null_len {
-                    assert!(self.len >= self.cap, "{what}: too small, but needs {}", self.len);
+                    assert!(
+                        self.len >= self.cap,
+                        "{what}: too small, but needs {}",
+                        self.len
+                    );
                     if let Some(e) = expected {
                         assert_eq!(self.len, e.len(), "{what}: needed length");
                     }
