@@ -238,7 +238,7 @@ fn unknown_thing_is_not_found() {
 }
 
 #[test]
-fn server_side_validation_is_bad_request() {
+fn oversized_report_is_payload_too_large() {
     // A body the client accepts but the server rejects: an oversized reported document.
     let emu = emulator();
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(600 * 1024));
