@@ -77,11 +77,23 @@ pub struct Client {
     proxy_label: Option<String>,
 }
 
-/// Whether a request may be sent again after a transient failure.
+/// Whether a request may be sent again after a transient failure or on a stale connection.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Repeat {
     Safe,
     Never,
+}
+
+impl Repeat {
+    /// A POST is safe to repeat when it carries a client token, which makes a repeat
+    /// recognisable.
+    fn with_token(client_token: Option<&str>) -> Repeat {
+        if client_token.is_some() {
+            Repeat::Safe
+        } else {
+            Repeat::Never
+        }
+    }
 }
 
 impl Client {
@@ -120,7 +132,7 @@ impl Client {
             .build();
         let agent = Agent::with_parts(
             agent_config,
-            crate::transport::connector(),
+            crate::transport::connector(config.endpoint.base.starts_with("http://")),
             CachingResolver::default(),
         );
 
@@ -159,16 +171,18 @@ impl Client {
         options: ReportOptions<'_>,
     ) -> Result<Response> {
         let generated = self.token_to_generate(options.client_token);
+        let client_token = validate::client_token(options.client_token)?.or(generated.as_deref());
         let body = wire::ShadowReport {
             thing_name: validate::identifier("thing_name", thing_name)?,
             state: wire::ReportedState {
                 reported: JsonObject::parse("reported_json", reported_json)?,
             },
-            client_token: validate::client_token(options.client_token)?.or(generated.as_deref()),
+            client_token,
             version: (options.version != 0).then_some(options.version),
         };
         let hint = thing_name.len() + reported_json.len();
-        self.post(self.report_uri.clone(), &body, hint, Repeat::Safe)
+        let repeat = Repeat::with_token(client_token);
+        self.post(self.report_uri.clone(), &body, hint, repeat)
     }
 
     /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
@@ -230,16 +244,13 @@ impl Client {
         client_token: Option<&str>,
     ) -> Result<Response> {
         let generated = self.token_to_generate(client_token);
+        let client_token = validate::client_token(client_token)?.or(generated.as_deref());
         let body = wire::JobsQuery {
             thing_name: validate::identifier("thing_name", thing_name)?,
-            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
+            client_token,
         };
-        self.post(
-            self.jobs_get_uri.clone(),
-            &body,
-            thing_name.len(),
-            Repeat::Safe,
-        )
+        let repeat = Repeat::with_token(client_token);
+        self.post(self.jobs_get_uri.clone(), &body, thing_name.len(), repeat)
     }
 
     /// `POST /api/v1/thing-datas/jobs/start-next`; `step_timeout_minutes` 0 leaves it out.
@@ -252,14 +263,16 @@ impl Client {
         client_token: Option<&str>,
     ) -> Result<Response> {
         let generated = self.token_to_generate(client_token);
+        let client_token = validate::client_token(client_token)?.or(generated.as_deref());
         let body = wire::StartNextJob {
             thing_name: validate::identifier("thing_name", thing_name)?,
             status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
             step_timeout_in_minutes: (step_timeout_minutes != 0).then_some(step_timeout_minutes),
-            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
+            client_token,
         };
         let hint = thing_name.len() + status_details_json.map_or(0, str::len);
-        self.post(self.jobs_start_next_uri.clone(), &body, hint, Repeat::Safe)
+        let repeat = Repeat::with_token(client_token);
+        self.post(self.jobs_start_next_uri.clone(), &body, hint, repeat)
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/get`: one job execution with its document.
@@ -270,13 +283,19 @@ impl Client {
         client_token: Option<&str>,
     ) -> Result<Response> {
         let generated = self.token_to_generate(client_token);
+        let client_token = validate::client_token(client_token)?.or(generated.as_deref());
         let body = wire::JobsQuery {
             thing_name: validate::identifier("thing_name", thing_name)?,
-            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
+            client_token,
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/get"))?;
-        self.post(uri, &body, thing_name.len(), Repeat::Safe)
+        self.post(
+            uri,
+            &body,
+            thing_name.len(),
+            Repeat::with_token(client_token),
+        )
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/update`; `expected_version` 0 leaves it out.
@@ -290,17 +309,18 @@ impl Client {
         client_token: Option<&str>,
     ) -> Result<Response> {
         let generated = self.token_to_generate(client_token);
+        let client_token = validate::client_token(client_token)?.or(generated.as_deref());
         let body = wire::JobUpdate {
             thing_name: validate::identifier("thing_name", thing_name)?,
             status,
             status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
             expected_version: (expected_version != 0).then_some(expected_version),
-            client_token: validate::client_token(client_token)?.or(generated.as_deref()),
+            client_token,
         };
         let job_id = validate::identifier("job_id", job_id)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?;
         let hint = thing_name.len() + status_details_json.map_or(0, str::len);
-        self.post(uri, &body, hint, Repeat::Safe)
+        self.post(uri, &body, hint, Repeat::with_token(client_token))
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
@@ -332,18 +352,32 @@ impl Client {
     }
 
     /// Sends a request, repeating it after transient failures when that is safe, all within
-    /// one deadline.
+    /// one deadline. A request that is safe to repeat and met a stale keep-alive connection
+    /// is sent once more at once on a fresh connection, outside the retry budget: the server
+    /// never saw it.
     fn send(&self, uri: Uri, body: Option<&[u8]>, repeat: Repeat) -> Result<Response> {
         let deadline = Instant::now() + self.request_timeout;
         let mut attempt = 1;
+        let mut resent_after_stale = false;
+        let mut fresh_connection = false;
         loop {
-            // The agent's own deadline covers the first attempt; later ones get what is left.
-            let remaining =
-                (attempt > 1).then(|| deadline.saturating_duration_since(Instant::now()));
-            let error = match self.attempt(&uri, body, remaining) {
+            // The agent's own deadline covers the first try; later ones get what is left.
+            let remaining = (attempt > 1 || fresh_connection)
+                .then(|| deadline.saturating_duration_since(Instant::now()));
+            let error = match self.attempt(&uri, body, remaining, fresh_connection) {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
+            fresh_connection = false;
+            if repeat == Repeat::Safe
+                && error.is_stale_connection()
+                && !resent_after_stale
+                && Instant::now() < deadline
+            {
+                resent_after_stale = true;
+                fresh_connection = true;
+                continue;
+            }
             if repeat == Repeat::Safe && error.is_transient() && attempt < self.retry.max_attempts()
             {
                 let wait = self.retry.delay(attempt, error.retry_after());
@@ -357,12 +391,21 @@ impl Client {
         }
     }
 
+    /// One try. `remaining`: the deadline's rest for a repeat (the agent's own deadline
+    /// covers the first try); `fresh_connection`: do not take a connection from the pool.
     fn attempt(
         &self,
         uri: &Uri,
         body: Option<&[u8]>,
         remaining: Option<Duration>,
+        fresh_connection: bool,
     ) -> Result<Response> {
+        // A pooled connection is never younger than zero: none qualifies.
+        let max_idle_age = if fresh_connection {
+            Duration::ZERO
+        } else {
+            MAX_IDLE_AGE
+        };
         let sent = match body {
             None => {
                 let request = self
@@ -370,7 +413,12 @@ impl Client {
                     .get(uri.clone())
                     .header(header::AUTHORIZATION, self.authorization.clone());
                 match remaining {
-                    Some(left) => request.config().timeout_global(Some(left)).build().call(),
+                    Some(left) => request
+                        .config()
+                        .timeout_global(Some(left))
+                        .max_idle_age(max_idle_age)
+                        .build()
+                        .call(),
                     None => request.call(),
                 }
             }
@@ -384,6 +432,7 @@ impl Client {
                     Some(left) => request
                         .config()
                         .timeout_global(Some(left))
+                        .max_idle_age(max_idle_age)
                         .build()
                         .send(json),
                     None => request.send(json),

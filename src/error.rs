@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Stable numeric result codes, identical to the `FLEETS_*` constants of the C ABI.
 ///
-/// Values are never reused; see `../shared/design/c-api.md` for the contract.
+/// Values are never reused; `include/fleets.h` documents them (the C contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum ErrorCode {
@@ -159,6 +159,7 @@ pub struct Error {
     body: Option<String>,
     retry_after: Option<Duration>,
     transient: bool,
+    stale_connection: bool,
 }
 
 impl Error {
@@ -171,6 +172,7 @@ impl Error {
             body: None,
             retry_after: None,
             transient: false,
+            stale_connection: false,
         }
     }
 
@@ -183,6 +185,7 @@ impl Error {
             body: Some(body),
             retry_after: None,
             transient: false,
+            stale_connection: false,
         }
     }
 
@@ -195,6 +198,18 @@ impl Error {
 
     pub(crate) fn is_transient(&self) -> bool {
         self.transient
+    }
+
+    /// Marks a request on a reused connection that the server had closed before answering:
+    /// it never reached the server's application, so a request that is safe to repeat may be
+    /// sent once more on a fresh connection.
+    pub(crate) fn stale_connection(mut self) -> Error {
+        self.stale_connection = true;
+        self
+    }
+
+    pub(crate) fn is_stale_connection(&self) -> bool {
+        self.stale_connection
     }
 
     /// The same error with another message.

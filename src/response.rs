@@ -7,6 +7,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::transport::StaleConnection;
 
 /// A successful (2xx) response whose body is empty or JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +161,12 @@ pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error 
 }
 
 fn io_error(e: io::Error) -> Error {
+    if let Some(stale) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<StaleConnection>())
+    {
+        return Error::new(ErrorCode::Io, format!("connection: {stale}")).stale_connection();
+    }
     if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -2,6 +2,8 @@
 //! on loopback, and clients configured to trust its throwaway CA.
 #![allow(dead_code)]
 
+pub mod delay_relay;
+pub mod nginx;
 pub mod raw_server;
 
 use fleets::{Client, Config};
