@@ -14,10 +14,14 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> fleets_result {
     let error = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => return FLEETS_OK,
         Ok(Err(error)) => error,
-        Err(_) => Error::new(
-            ErrorCode::Panic,
-            "internal error: a panic was caught at the C boundary (a bug in libfleets)",
-        ),
+        Err(_) => {
+            // Whatever the call had recorded may be half done: the last exchange is unknown.
+            last_call::record_exchange(0, None, None);
+            Error::new(
+                ErrorCode::Panic,
+                "internal error: a panic was caught at the C boundary (a bug in libfleets)",
+            )
+        }
     };
     last_call::record_failure(&error);
     error.code() as fleets_result
@@ -205,4 +209,18 @@ fn too_small_response(error: &Error) -> Error {
             error.message()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_forgets_the_previous_exchange() {
+        last_call::record_exchange(404, Some("{}".into()), None);
+        let rc = guard(|| panic!("a bug"));
+        assert_eq!(rc, ErrorCode::Panic as fleets_result);
+        assert_eq!(last_call::http_status(), 0);
+        last_call::with_response(|body| assert!(body.is_none()));
+    }
 }
