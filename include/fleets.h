@@ -34,6 +34,8 @@
 #define FLEETS_VERSION_PATCH 0
 
 
+
+
 /**
  * A client (opaque): a pool of keep-alive HTTPS connections to one endpoint. Created by
  * `fleets_client_new`, freed by `fleets_client_free`. Safe to use from many threads at
@@ -582,8 +584,11 @@ fleets_result fleets_config_set_retry(fleets_config_t *cfg,
 
 /**
  * Sets the largest response body the client accepts and keeps in memory, in bytes (default
- * 1 MiB; 0 keeps the default). A larger body is `FLEETS_ERR_BAD_RESPONSE`. Not thread-safe
- * for the same `cfg`.
+ * 1 MiB; 0 keeps the default; at most 16 MiB, `FLEETS_MAX_RESPONSE_BYTES_LIMIT`). A larger
+ * body is `FLEETS_ERR_BAD_RESPONSE`, and a response that declares a larger `Content-Length`
+ * is refused before its body is read. Memory grows with the bytes that actually arrive, never
+ * from what a header claims. Over the maximum: `FLEETS_ERR_INVALID_CONFIG`, the setting is
+ * unchanged. Not thread-safe for the same `cfg`.
  *
  * # Safety
  * `cfg` is NULL or a live configuration not used by another thread during the call.

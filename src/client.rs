@@ -2,7 +2,6 @@
 //! ThingDatas calls.
 
 use std::fmt;
-use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -439,40 +438,24 @@ impl Client {
                 }
             }
         };
-        let (status, headers, body) = sent
-            .and_then(|mut response| {
-                let status = response.status().as_u16();
-                let header_text = |name| {
-                    response
-                        .headers()
-                        .get(name)
-                        .and_then(|v: &HeaderValue| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                let headers = ResponseHeaders {
-                    location: header_text(header::LOCATION),
-                    retry_after: header_text(header::RETRY_AFTER)
-                        .as_deref()
-                        .and_then(retry::parse_retry_after),
-                };
-                // Sized from Content-Length (within the limit) so the body is read without
-                // growing the buffer; a longer body still fails at the limit.
-                let expected = response.body().content_length().unwrap_or(0);
-                let mut body = Vec::with_capacity(
-                    usize::try_from(expected)
-                        .map_or(self.max_response_bytes, |n| n.min(self.max_response_bytes)),
-                );
-                response
-                    .body_mut()
-                    .with_config()
-                    .limit(self.max_response_bytes as u64)
-                    .reader()
-                    .read_to_end(&mut body)?;
-                Ok((status, headers, body))
-            })
-            .map_err(|e| {
-                self.name_the_proxy(response::transport_error(e, self.max_response_bytes))
-            })?;
+        let mut response = sent.map_err(|e| {
+            self.name_the_proxy(response::transport_error(e, self.max_response_bytes))
+        })?;
+        let header_text = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let headers = ResponseHeaders {
+            location: header_text(header::LOCATION),
+            retry_after: header_text(header::RETRY_AFTER)
+                .as_deref()
+                .and_then(retry::parse_retry_after),
+        };
+        let status = response.status().as_u16();
+        let body = response::read_body(response.body_mut(), self.max_response_bytes)?;
         response::classify(status, &headers, body)
     }
 

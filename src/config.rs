@@ -21,6 +21,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body kept in memory; a larger one fails with `BadResponse`.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// The most [`Config::set_max_response_bytes`] accepts: a response is held in memory whole.
+pub const MAX_RESPONSE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Which certificates a client trusts to identify the server.
 #[derive(Clone)]
@@ -278,14 +280,21 @@ impl Config {
         Ok(())
     }
 
-    /// Largest response body kept in memory (default 1 MiB); a larger one fails with
-    /// `BadResponse`. 0 keeps the default.
-    pub fn set_max_response_bytes(&mut self, limit: usize) {
+    /// Largest response body kept in memory (default 1 MiB, at most
+    /// [`MAX_RESPONSE_BYTES_LIMIT`]); a larger one fails with `BadResponse`. 0 keeps the
+    /// default. Over the maximum: `InvalidConfig`, and the limit is unchanged.
+    pub fn set_max_response_bytes(&mut self, limit: usize) -> Result<()> {
+        if limit > MAX_RESPONSE_BYTES_LIMIT {
+            return Err(Error::invalid_config(format!(
+                "max_response_bytes must be at most {MAX_RESPONSE_BYTES_LIMIT} (16 MiB)"
+            )));
+        }
         self.max_response_bytes = if limit == 0 {
             DEFAULT_MAX_RESPONSE_BYTES
         } else {
             limit
         };
+        Ok(())
     }
 
     /// Sets the connect timeout and the whole-request deadline. `Duration::ZERO` keeps the

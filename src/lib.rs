@@ -45,6 +45,7 @@ pub use client::{
 };
 pub use config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
+    MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use response::Response;

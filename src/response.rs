@@ -107,6 +107,81 @@ pub(crate) fn classify(status: u16, headers: &ResponseHeaders, body: Vec<u8>) ->
     })
 }
 
+/// Bytes reserved for a body before any of it arrived, at most: a header alone never makes
+/// the client allocate more.
+const MAX_PREALLOCATION: usize = 64 * 1024;
+/// Smallest growth step once a body outgrows its buffer.
+const MIN_GROWTH: usize = 4 * 1024;
+
+/// Reads a response body of at most `limit` bytes. A declared `Content-Length` over the limit
+/// is refused before reading; memory grows with the bytes that actually arrive (allocation
+/// failure is an error, not an abort).
+pub(crate) fn read_body(body: &mut ureq::Body, limit: usize) -> Result<Vec<u8>> {
+    let declared = body.content_length();
+    if let Some(declared) = declared.filter(|&n| n > limit as u64) {
+        return Err(Error::new(
+            ErrorCode::BadResponse,
+            format!(
+                "response declares a body of {declared} bytes, over the limit of {limit} bytes"
+            ),
+        ));
+    }
+    let initial = declared.map_or(MIN_GROWTH, |n| n as usize);
+    let mut buffer = Vec::new();
+    grow(&mut buffer, initial.min(MAX_PREALLOCATION))?;
+    let mut reader = body.with_config().limit(limit as u64).reader();
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            // Full: see whether more is coming before growing.
+            let mut probe = [0u8; 64];
+            let n = read_some(&mut reader, &mut probe, limit)?;
+            if n == 0 {
+                break;
+            }
+            // Double, but never past the limit (the reader stops there).
+            let step = filled
+                .max(MIN_GROWTH)
+                .min(limit.saturating_sub(filled).max(n));
+            grow(&mut buffer, step)?;
+            buffer[filled..filled + n].copy_from_slice(&probe[..n]);
+            filled += n;
+            continue;
+        }
+        match read_some(&mut reader, &mut buffer[filled..], limit)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buffer.truncate(filled);
+    Ok(buffer)
+}
+
+fn read_some(reader: &mut impl io::Read, into: &mut [u8], limit: usize) -> Result<usize> {
+    loop {
+        match reader.read(into) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(transport_error(ureq::Error::from(e), limit)),
+        }
+    }
+}
+
+/// Adds `additional` zeroed bytes, failing instead of aborting when memory is short.
+fn grow(buffer: &mut Vec<u8>, additional: usize) -> Result<()> {
+    buffer.try_reserve_exact(additional).map_err(|_| {
+        Error::new(
+            ErrorCode::Internal,
+            format!(
+                "out of memory for a response body of {} bytes",
+                buffer.len().saturating_add(additional)
+            ),
+        )
+    })?;
+    buffer.resize(buffer.len() + additional, 0);
+    Ok(())
+}
+
 /// Classifies a failure that produced no usable response.
 pub(crate) fn transport_error(err: ureq::Error, response_limit: usize) -> Error {
     use ureq::Error as U;

@@ -249,8 +249,11 @@ pub unsafe extern "C" fn fleets_config_set_retry(
 }
 
 /// Sets the largest response body the client accepts and keeps in memory, in bytes (default
-/// 1 MiB; 0 keeps the default). A larger body is `FLEETS_ERR_BAD_RESPONSE`. Not thread-safe
-/// for the same `cfg`.
+/// 1 MiB; 0 keeps the default; at most 16 MiB, `FLEETS_MAX_RESPONSE_BYTES_LIMIT`). A larger
+/// body is `FLEETS_ERR_BAD_RESPONSE`, and a response that declares a larger `Content-Length`
+/// is refused before its body is read. Memory grows with the bytes that actually arrive, never
+/// from what a header claims. Over the maximum: `FLEETS_ERR_INVALID_CONFIG`, the setting is
+/// unchanged. Not thread-safe for the same `cfg`.
 ///
 /// # Safety
 /// `cfg` is NULL or a live configuration not used by another thread during the call.
@@ -262,8 +265,7 @@ pub unsafe extern "C" fn fleets_config_set_max_response_bytes(
     guard(|| {
         // SAFETY: forwarded from this function's contract.
         let cfg = unsafe { handle_mut(cfg, "cfg") }?;
-        cfg.inner.set_max_response_bytes(max_bytes);
-        Ok(())
+        cfg.inner.set_max_response_bytes(max_bytes)
     })
 }
 

@@ -59,6 +59,9 @@ pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
 
+/// The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
+pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = crate::MAX_RESPONSE_BYTES_LIMIT;
+
 /// Severity of an event (`fleets_event_publish`).
 pub type fleets_severity = u32;
 /// No severity: the field is left out of the event.
