@@ -109,12 +109,18 @@ impl Client {
             .use_sni(true)
             .disable_verification(false)
             .build();
+        // A loopback endpoint never goes through a proxy: the proxy would resolve "localhost"
+        // on its own host and, for http://, see the credentials in clear text.
+        let proxy = config
+            .proxy
+            .clone()
+            .filter(|_| !config.endpoint.is_loopback());
         let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .https_only(config.endpoint.base.starts_with("https://"))
             .tls_config(tls)
             // Only the configured proxy: never one picked up implicitly from the environment.
-            .proxy(config.proxy.clone())
+            .proxy(proxy.clone())
             .no_delay(true)
             .max_redirects(0)
             .max_redirects_will_error(false)
@@ -154,10 +160,7 @@ impl Client {
             max_response_bytes: config.max_response_bytes,
             request_timeout: config.request_timeout,
             retry: config.retry,
-            proxy_label: config
-                .proxy
-                .as_ref()
-                .map(|p| format!("{}:{}", p.host(), p.port())),
+            proxy_label: proxy.map(|p| format!("{}:{}", p.host(), p.port())),
         })
     }
 

@@ -54,6 +54,12 @@ impl Endpoint {
         }
     }
 
+    /// Whether the host is `localhost`, in 127.0.0.0/8 or `::1`: such an endpoint never goes
+    /// through a proxy (as curl's default `NO_PROXY`).
+    pub(crate) fn is_loopback(&self) -> bool {
+        is_loopback(self.host())
+    }
+
     pub(crate) fn parse(text: &str) -> Result<Endpoint> {
         let bad = |why: &str| Error::invalid_config(format!("endpoint {text:?} {why}"));
         if !text.bytes().all(|b| b.is_ascii_graphic()) {

@@ -1,6 +1,10 @@
 //! HTTP CONNECT proxies: a real (if small) proxy written here, in front of the in-process
 //! emulator. Proxy configuration through `Config::set_proxy` is tested by every test but the
 //! last; only `from_env_https_proxy_and_no_proxy` touches the process environment.
+//!
+//! A loopback endpoint never goes through a proxy, so the proxied tests reach the emulator by
+//! a name, `fleets.proxy.test`, that only the test proxy resolves (to 127.0.0.1); the
+//! emulator presents a certificate for it.
 
 mod common;
 
@@ -12,9 +16,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{emulator, THING};
+use common::raw_server::{self, Issued};
+use common::THING;
 use fleets::{Client, Config, ErrorCode};
-use fleets_emulator::Emulator;
+use fleets_emulator::{Emulator, EmulatorOptions, TlsMode};
+
+/// The emulator's name for proxied tests: the test proxy resolves it, nothing else does.
+const PROXIED_HOST: &str = "fleets.proxy.test";
 
 /// What the proxy does once a CONNECT is authorised.
 #[derive(Clone, Copy)]
@@ -29,6 +37,8 @@ enum Mode {
 /// What the proxy saw.
 #[derive(Default)]
 struct Seen {
+    /// Every request line received, CONNECT or not.
+    request_lines: Vec<String>,
     /// The target of every CONNECT request line, authorised or not.
     connects: Vec<String>,
     /// The `Proxy-Authorization` header of each CONNECT (`None` when absent).
@@ -115,6 +125,10 @@ fn handle(mut client: TcpStream, expected: Option<&str>, mode: Mode, seen: &Mute
     let head = String::from_utf8_lossy(&head).into_owned();
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
+    seen.lock()
+        .unwrap()
+        .request_lines
+        .push(request_line.to_owned());
     let mut parts = request_line.split(' ');
     let (Some("CONNECT"), Some(target), Some("HTTP/1.1")) =
         (parts.next(), parts.next(), parts.next())
@@ -144,7 +158,12 @@ fn handle(mut client: TcpStream, expected: Option<&str>, mode: Mode, seen: &Mute
         let _ = client.write_all(answer.as_bytes());
         return;
     }
-    let Ok(upstream) = target
+    // The proxy resolves the target itself, as real proxies do.
+    let resolved = match target.rsplit_once(':') {
+        Some((PROXIED_HOST, port)) => format!("127.0.0.1:{port}"),
+        _ => target.to_owned(),
+    };
+    let Ok(upstream) = resolved
         .parse::<SocketAddr>()
         .map_err(|_| ())
         .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).map_err(|_| ()))
@@ -189,9 +208,92 @@ fn handle(mut client: TcpStream, expected: Option<&str>, mode: Mode, seen: &Mute
 const USER: &str = "proxy-user";
 const PASSWORD: &str = "proxy-pw-5be1d0";
 
-/// A configuration for `emu` with short limits and no retries.
-fn config(emu: &Emulator) -> Config {
-    let mut config = common::config(emu);
+/// An emulator that presents a certificate for [`PROXIED_HOST`], with its CA.
+struct NamedEmulator {
+    emu: Emulator,
+    ca: Issued,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl NamedEmulator {
+    fn start() -> NamedEmulator {
+        let ca = raw_server::ca("proxy test CA");
+        let leaf = raw_server::issue(Some(&ca), &[PROXIED_HOST, "127.0.0.1"], |_| {});
+        let dir = std::env::temp_dir().join(format!(
+            "fleets-proxy-test-{}-{:x}",
+            std::process::id(),
+            fleets_random()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &leaf.cert_pem).unwrap();
+        std::fs::write(&key, &leaf.key_pem).unwrap();
+        let emu = Emulator::start(EmulatorOptions {
+            tls: TlsMode::Files { cert, key },
+            ..EmulatorOptions::default()
+        })
+        .unwrap();
+        emu.register_thing(THING);
+        NamedEmulator {
+            emu,
+            ca,
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// `https://fleets.proxy.test:PORT`.
+    fn endpoint(&self) -> String {
+        format!("https://{PROXIED_HOST}:{}", self.emu.local_addr().port())
+    }
+
+    /// `https://127.0.0.1:PORT`: the same emulator by a loopback address.
+    fn loopback_endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.emu.local_addr().port())
+    }
+
+    /// The CA certificate as a file.
+    fn ca_file(&self) -> std::path::PathBuf {
+        let path = self._dir.0.join("ca.pem");
+        std::fs::write(&path, &self.ca.cert_pem).unwrap();
+        path
+    }
+
+    /// The CONNECT target the proxy sees.
+    fn target(&self) -> String {
+        format!("{PROXIED_HOST}:{}", self.emu.local_addr().port())
+    }
+}
+
+impl std::ops::Deref for NamedEmulator {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emu
+    }
+}
+
+fn fleets_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+fn emulator() -> NamedEmulator {
+    NamedEmulator::start()
+}
+
+/// A configuration for `emu` by name, with short limits and no retries.
+fn config(emu: &NamedEmulator) -> Config {
+    let mut config = Config::new(&emu.endpoint(), emu.api_key(), emu.api_secret()).unwrap();
+    config.set_ca_pem(&emu.ca.cert_pem).unwrap();
     config.set_timeouts(Duration::from_secs(2), Duration::from_secs(3));
     config.set_retry(1, Duration::ZERO, Duration::ZERO).unwrap();
     config
@@ -241,7 +343,7 @@ fn call_goes_through_authenticating_proxy() {
     let response = result.unwrap();
     assert_eq!(response.status(), 200);
 
-    assert_eq!(proxy.connects(), vec![emu.local_addr().to_string()]);
+    assert_eq!(proxy.connects(), vec![emu.target()]);
     assert_eq!(proxy.tunnels(), 1);
     let seen = proxy.seen.lock().unwrap();
     let expected = format!(
@@ -279,7 +381,7 @@ fn proxy_without_authentication() {
     let (result, elapsed) = get_shadow(&config);
     row("through proxy without credentials", &result, elapsed);
     result.unwrap();
-    assert_eq!(proxy.connects(), vec![emu.local_addr().to_string()]);
+    assert_eq!(proxy.connects(), vec![emu.target()]);
     assert_eq!(proxy.seen.lock().unwrap().authorizations, vec![None]);
     assert_eq!(emu.stats().total, 1);
 }
@@ -335,7 +437,7 @@ fn proxy_refuses_the_tunnel() {
         let err = result.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Connect, "{err}");
         assert!(err.message().contains(&status.to_string()), "{err}");
-        assert_eq!(proxy.connects(), vec![emu.local_addr().to_string()]);
+        assert_eq!(proxy.connects(), vec![emu.target()]);
     }
     assert_eq!(emu.stats().total, 0);
 }
@@ -344,7 +446,7 @@ fn proxy_refuses_the_tunnel() {
 fn proxy_cannot_reach_the_target() {
     // The proxy tries for real and fails: nothing listens on the target port.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = closed.local_addr().unwrap();
+    let target = format!("{PROXIED_HOST}:{}", closed.local_addr().unwrap().port());
     drop(closed);
     let proxy = ConnectProxy::start(None, Mode::Tunnel);
     let mut config = Config::new(&format!("https://{target}"), "key", "secret-1f0e").unwrap();
@@ -356,7 +458,7 @@ fn proxy_cannot_reach_the_target() {
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
     assert!(err.message().contains("502"), "{err}");
-    assert_eq!(proxy.connects(), vec![target.to_string()]);
+    assert_eq!(proxy.connects(), vec![target]);
 }
 
 #[test]
@@ -446,19 +548,15 @@ fn env_config() -> Config {
 fn from_env_https_proxy_and_no_proxy() {
     let emu = emulator();
     let proxy = ConnectProxy::start(Some((USER, PASSWORD)), Mode::Tunnel);
-    let target = emu.local_addr().to_string();
     let _guard = EnvGuard::clean();
     std::env::set_var("FLEETS_ENDPOINT", emu.endpoint());
     std::env::set_var("FLEETS_API_KEY", emu.api_key());
     std::env::set_var("FLEETS_API_SECRET", emu.api_secret());
-    std::env::set_var("FLEETS_CA_FILE", emu.ca_file().unwrap());
+    std::env::set_var("FLEETS_CA_FILE", emu.ca_file());
+    let uses_proxy = |config: &Config| !format!("{config:?}").contains("proxy: None");
 
-    // No proxy variable: straight to the server.
-    let (result, elapsed) = get_shadow(&env_config());
-    row("env: no proxy variable", &result, elapsed);
-    result.unwrap();
-    assert_eq!(proxy.connects().len(), 0);
-    assert_eq!(emu.stats().total, 1);
+    // No proxy variable: straight to the server (which only the proxy can resolve).
+    assert!(!uses_proxy(&env_config()));
 
     // HTTPS_PROXY with credentials.
     std::env::set_var("HTTPS_PROXY", proxy.url(Some((USER, PASSWORD))));
@@ -467,16 +565,14 @@ fn from_env_https_proxy_and_no_proxy() {
     let (result, elapsed) = get_shadow(&config);
     row("env: HTTPS_PROXY", &result, elapsed);
     result.unwrap();
-    assert_eq!(proxy.connects(), vec![target.clone()]);
-    assert_eq!(emu.stats().total, 2);
+    assert_eq!(proxy.connects(), vec![emu.target()]);
+    assert_eq!(emu.stats().total, 1);
 
     // NO_PROXY naming the endpoint's host bypasses the proxy.
-    std::env::set_var("NO_PROXY", "localhost,127.0.0.1");
-    let (result, elapsed) = get_shadow(&env_config());
-    row("env: HTTPS_PROXY + NO_PROXY=127.0.0.1", &result, elapsed);
-    result.unwrap();
-    assert_eq!(proxy.connects().len(), 1, "NO_PROXY ignored");
-    assert_eq!(emu.stats().total, 3);
+    std::env::set_var("NO_PROXY", format!("localhost,{PROXIED_HOST}"));
+    assert!(!uses_proxy(&env_config()), "NO_PROXY ignored");
+    std::env::set_var("NO_PROXY", "localhost,.proxy.test");
+    assert!(!uses_proxy(&env_config()), "NO_PROXY domain ignored");
 
     // NO_PROXY naming other hosts does not.
     std::env::set_var("NO_PROXY", "localhost,.example.com,10.0.0.1");
@@ -484,16 +580,13 @@ fn from_env_https_proxy_and_no_proxy() {
     row("env: NO_PROXY for other hosts", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects().len(), 2);
-    assert_eq!(emu.stats().total, 4);
+    assert_eq!(emu.stats().total, 2);
     std::env::remove_var("NO_PROXY");
 
     // HTTP_PROXY does not apply to an https:// endpoint.
     std::env::remove_var("HTTPS_PROXY");
-    std::env::set_var("HTTP_PROXY", "http://127.0.0.1:1");
-    let (result, elapsed) = get_shadow(&env_config());
-    row("env: HTTP_PROXY only (https endpoint)", &result, elapsed);
-    result.unwrap();
-    assert_eq!(emu.stats().total, 5);
+    std::env::set_var("HTTP_PROXY", proxy.url(Some((USER, PASSWORD))));
+    assert!(!uses_proxy(&env_config()));
     std::env::remove_var("HTTP_PROXY");
 
     // Lower case, without a scheme.
@@ -502,7 +595,16 @@ fn from_env_https_proxy_and_no_proxy() {
     row("env: https_proxy without scheme", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects().len(), 3);
-    assert_eq!(emu.stats().total, 6);
+    assert_eq!(emu.stats().total, 3);
+
+    // A loopback endpoint never goes through the proxy, whatever the environment says.
+    std::env::set_var("FLEETS_ENDPOINT", emu.loopback_endpoint());
+    let (result, elapsed) = get_shadow(&env_config());
+    row("env: https_proxy, loopback endpoint", &result, elapsed);
+    result.unwrap();
+    assert_eq!(proxy.connects().len(), 3, "loopback endpoint proxied");
+    assert_eq!(emu.stats().total, 4);
+    std::env::set_var("FLEETS_ENDPOINT", emu.endpoint());
 
     // A wrong password from the environment fails like a configured one, without echoing it.
     let wrong = "env-wrong-pw-44c2";
@@ -512,11 +614,55 @@ fn from_env_https_proxy_and_no_proxy() {
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
     assert_hides(&err, &[wrong, PASSWORD, emu.api_secret()]);
-    assert_eq!(emu.stats().total, 6);
+    assert_eq!(emu.stats().total, 4);
 
     // A proxy URL of another kind is a configuration error that does not echo the URL.
     std::env::set_var("https_proxy", "socks5://u:env-socks-pw@127.0.0.1:1080");
     let err = Config::from_env().unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
     assert_hides(&err, &["env-socks-pw"]);
+}
+
+/// A loopback endpoint (as curl's default NO_PROXY) never goes through a proxy: over
+/// `http://` the proxy would see the request, the API credentials included, in clear text,
+/// and it would resolve "localhost" on its own host.
+#[test]
+fn loopback_endpoints_never_go_through_the_proxy() {
+    let proxy = ConnectProxy::start(None, Mode::Tunnel);
+    let plain = Emulator::start(EmulatorOptions {
+        tls: TlsMode::PlainHttp,
+        ..EmulatorOptions::default()
+    })
+    .unwrap();
+    plain.register_thing(THING);
+    let port = plain.local_addr().port();
+    for endpoint in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        let mut config = Config::new(&endpoint, plain.api_key(), plain.api_secret()).unwrap();
+        config.set_proxy(&proxy.url(None)).unwrap();
+        let (result, elapsed) = get_shadow(&config);
+        row(&format!("loopback {endpoint}"), &result, elapsed);
+        result.unwrap();
+    }
+    let named = emulator();
+    let mut config = Config::new(
+        &named.loopback_endpoint(),
+        named.api_key(),
+        named.api_secret(),
+    )
+    .unwrap();
+    config.set_ca_pem(&named.ca.cert_pem).unwrap();
+    config.set_proxy(&proxy.url(None)).unwrap();
+    let (result, elapsed) = get_shadow(&config);
+    row("loopback https://127.0.0.1", &result, elapsed);
+    result.unwrap();
+    assert_eq!(
+        proxy.seen.lock().unwrap().request_lines,
+        Vec::<String>::new(),
+        "the proxy saw requests"
+    );
+    assert_eq!(plain.stats().total, 2);
+    assert_eq!(named.stats().total, 1);
 }

@@ -49,9 +49,9 @@ pub unsafe extern "C" fn fleets_config_new(
 
 /// Creates a configuration from the environment: `FLEETS_ENDPOINT`, `FLEETS_API_KEY`,
 /// `FLEETS_API_SECRET` and, when set and non-empty, `FLEETS_CA_FILE` (as for
-/// `fleets_config_set_ca_file`). A proxy comes from `HTTPS_PROXY` (`HTTP_PROXY` for an
-/// `http://` loopback endpoint; lower-case names accepted) unless `NO_PROXY` names the
-/// endpoint's host.
+/// `fleets_config_set_ca_file`). A proxy comes from `HTTPS_PROXY` (lower-case name accepted)
+/// unless `NO_PROXY` names the endpoint's host; a loopback endpoint never uses a proxy (see
+/// `fleets_config_set_proxy`).
 ///
 /// On success `*out` receives a new handle freed with `fleets_config_free`. A missing
 /// variable is `FLEETS_ERR_INVALID_CONFIG` (the message names it). Reads the process
@@ -192,6 +192,10 @@ pub unsafe extern "C" fn fleets_config_set_client_cert(
 /// `http://[user:password@]host:port`. TLS still runs end to end with the server, so the
 /// proxy sees neither the requests nor the credentials. The proxy password is never put in an
 /// error message.
+///
+/// A loopback endpoint (`localhost`, `127.0.0.0/8`, `::1`) never goes through the proxy, as
+/// with curl's default `NO_PROXY`: the proxy would resolve the name on its own host and, for
+/// an `http://` endpoint, see the request and its credentials in clear text.
 ///
 /// Both arguments are required; a malformed URL or another scheme is
 /// `FLEETS_ERR_INVALID_CONFIG`. `fleets_config_from_env` already honours `HTTPS_PROXY` and
