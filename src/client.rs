@@ -1,6 +1,7 @@
 //! The client: one connection pool per client, shared by all threads, and the eight
 //! ThingDatas calls.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, TrustAnchors};
 use crate::error::{Error, Result};
+use crate::redact::{self, Secrets};
 use crate::resolve::CachingResolver;
 use crate::response::{self, Response, ResponseHeaders};
 use crate::retry::{self, RetryPolicy};
@@ -68,7 +70,7 @@ pub struct Client {
     jobs_get_uri: Uri,
     jobs_start_next_uri: Uri,
     authorization: HeaderValue,
-    secret: Zeroizing<String>,
+    secrets: Secrets,
     max_response_bytes: usize,
     request_timeout: Duration,
     retry: RetryPolicy,
@@ -154,7 +156,7 @@ impl Client {
             jobs_get_uri: uri("/api/v1/thing-datas/jobs/get")?,
             jobs_start_next_uri: uri("/api/v1/thing-datas/jobs/start-next")?,
             authorization: basic_authorization(&config.api_key, &config.api_secret),
-            secret: config.api_secret.clone(),
+            secrets: Secrets::new(&config.api_key, &config.api_secret),
             agent,
             base,
             max_response_bytes: config.max_response_bytes,
@@ -476,15 +478,21 @@ impl Client {
         }
     }
 
+    /// Messages never include the secret by construction; this guards against a server
+    /// echoing it (in any form) and against control characters in text the server chose.
     fn scrub(&self, err: Error) -> Error {
-        // Messages never include the secret by construction; this only guards against a
-        // server echoing it. Very short secrets would match ordinary words, so skip them.
-        if self.secret.len() >= 6 && err.message().contains(self.secret.as_str()) {
-            let message = err.message().replace(self.secret.as_str(), "<redacted>");
-            err.with_message(message)
-        } else {
-            err
-        }
+        let message = match self.secrets.redact(err.message()) {
+            Cow::Borrowed(message) => redact::printable(message),
+            Cow::Owned(message) => Cow::Owned(redact::printable(&message).into_owned()),
+        };
+        let err = match message {
+            Cow::Owned(message) => err.with_message(message),
+            Cow::Borrowed(_) => err,
+        };
+        err.map_body(|body| match self.secrets.redact(&body) {
+            Cow::Owned(redacted) => redacted,
+            Cow::Borrowed(_) => body,
+        })
     }
 }
 

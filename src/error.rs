@@ -218,6 +218,12 @@ impl Error {
         self
     }
 
+    /// The same error with its response body changed by `f`.
+    pub(crate) fn map_body(mut self, f: impl FnOnce(String) -> String) -> Error {
+        self.body = self.body.map(f);
+        self
+    }
+
     /// Notes in the message how many attempts were made.
     pub(crate) fn after_attempts(mut self, attempts: u32) -> Error {
         if attempts > 1 {

@@ -23,7 +23,9 @@ pub fn record_failure(err: &Error) {
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         last.error_message.clear();
-        last.error_message.push_str(err.message());
+        // The C contract: one printable line, its strlen equal to the reported length.
+        last.error_message
+            .push_str(&crate::redact::printable(err.message()));
     });
 }
 

@@ -27,6 +27,8 @@ pub mod json;
 /// cbindgen:ignore
 pub mod last_call;
 /// cbindgen:ignore
+mod redact;
+/// cbindgen:ignore
 mod resolve;
 /// cbindgen:ignore
 mod response;

@@ -169,3 +169,114 @@ fn child() {
     }
     println!("child checked");
 }
+
+/// A server that echoes the request's `Authorization` header and the secret in its error,
+/// with control characters meant to forge log lines and cut C strings.
+fn echoing_server(secret: &'static str) -> (RawServer, raw_server::Issued) {
+    let ca = raw_server::ca("echo CA");
+    let leaf = raw_server::server_cert(&ca);
+    let server = RawServer::start(Some(raw_server::tls_config(&[&leaf], &leaf)), move |conn| {
+        while let Some(request) = conn.read_request() {
+            let authorization = request
+                .lines()
+                .find_map(|l| l.strip_prefix("authorization: "))
+                .unwrap_or("none")
+                .to_owned();
+            let body = serde_json::json!({
+                "code": "Bad\u{1b}[31mRequest",
+                "message": format!(
+                    "you sent {authorization} and {secret}\r\nINFO forged line\0tail"
+                ),
+            })
+            .to_string();
+            let location = format!("Location: https://evil.example/{secret}\r\n");
+            conn.respond(400, "", &body);
+            conn.respond(302, &location, "");
+        }
+    });
+    (server, ca)
+}
+
+#[test]
+fn server_text_cannot_leak_the_secret_or_forge_log_lines() {
+    for secret in ["pw", "a-longer-secret-5f2c"] {
+        let (server, ca) = echoing_server(secret);
+        let mut config = Config::new(&server.https_endpoint(), "ak_test", secret).unwrap();
+        config.set_ca_pem(&ca.cert_pem).unwrap();
+        config
+            .set_retry(1, Default::default(), Default::default())
+            .unwrap();
+        let client = Client::new(&config).unwrap();
+        let err = client.get_shadow(THING).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadRequest);
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("ak_test:{secret}"),
+        );
+        let shown = [
+            err.message().to_owned(),
+            err.to_string(),
+            format!("{err:?}"),
+            err.body().unwrap_or_default().to_owned(),
+        ];
+        for text in &shown {
+            assert!(!text.contains(secret), "{secret:?} leaked: {text}");
+            assert!(!text.contains(&b64), "header leaked: {text}");
+        }
+        assert!(
+            !err.message().chars().any(char::is_control),
+            "{:?}",
+            err.message()
+        );
+        assert!(err.message().contains("\\x1b[31m"), "{}", err.message());
+        // The redirect that follows (the second response) names its Location, redacted.
+        let err = client.get_shadow(THING).unwrap_err();
+        assert!(!err.message().contains(secret), "{}", err.message());
+    }
+}
+
+#[test]
+fn through_the_c_abi_the_message_is_one_line_of_its_reported_length() {
+    use fleets::ffi::*;
+    let (server, ca) = echoing_server("c-abi-secret-77");
+    let endpoint = CString::new(server.https_endpoint()).unwrap();
+    let pem = CString::new(ca.cert_pem.clone()).unwrap();
+    let thing = CString::new(THING).unwrap();
+    let (mut cfg, mut client) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let mut message = [0 as std::ffi::c_char; 1024];
+    // SAFETY: valid NUL-terminated strings and buffers; every handle is freed.
+    unsafe {
+        assert_eq!(
+            fleets_config_new(
+                endpoint.as_ptr(),
+                c"ak".as_ptr(),
+                c"c-abi-secret-77".as_ptr(),
+                &mut cfg
+            ),
+            FLEETS_OK
+        );
+        assert_eq!(fleets_config_set_ca_pem(cfg, pem.as_ptr()), FLEETS_OK);
+        assert_eq!(fleets_client_new(cfg, &mut client), FLEETS_OK);
+        let rc = fleets_shadow_get(
+            client,
+            thing.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        assert_eq!(rc, FLEETS_ERR_BAD_REQUEST);
+        let len = fleets_last_error_message(message.as_mut_ptr(), message.len());
+        let text = std::ffi::CStr::from_ptr(message.as_ptr()).to_str().unwrap();
+        assert_eq!(
+            text.len(),
+            len,
+            "strlen equals the reported length: {text:?}"
+        );
+        assert!(
+            !text.contains('\n') && !text.contains("c-abi-secret-77"),
+            "{text}"
+        );
+        fleets_client_free(client);
+        fleets_config_free(cfg);
+    }
+}
