@@ -1,7 +1,7 @@
 //! The fault matrix: each network or server failure a device meets in the field, produced by
 //! the emulator's fault injection or a purpose-built server, with the result code the client
 //! must give, the time bound it must keep, and the number of requests the server may see.
-//! Every case prints one row; docs/fault-matrix.md holds the table.
+//! Every case prints one row; docs/reliability.md holds the table.
 
 mod common;
 
