@@ -229,6 +229,13 @@ pub unsafe extern "C" fn fleets_config_set_proxy(
 /// `fleets_command_respond` are never repeated. Retried failures: connection failures,
 /// timeouts before any byte of the response, and HTTP 429, 502, 503, 504; never another 4xx.
 ///
+/// Stale keep-alive connections: when a request on a reused pooled connection ends (end of
+/// stream, reset, TLS close) before any byte of its response arrived, the server had closed
+/// the idle connection and never saw the request; a request that is safe to repeat (as above)
+/// is then sent once more at once on a fresh connection, within the request deadline and
+/// even with retries disabled (1 attempt) when it carries a client token. A failure after
+/// response bytes arrived is `FLEETS_ERR_IO` and is never repeated.
+///
 /// `FLEETS_ERR_INVALID_CONFIG` when `max_attempts` exceeds 10 or the initial backoff exceeds
 /// the maximum. Not thread-safe for the same `cfg`.
 ///
