@@ -35,7 +35,7 @@ pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 /// caller's strings.
 const BODY_OVERHEAD_BYTES: usize = 160;
 
-/// Options of [`Client::report_shadow`].
+/// Options of [`Client::shadow_report`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReportOptions<'a> {
     /// Echoed back by the server for correlation (at most 64 printable ASCII bytes).
@@ -44,7 +44,7 @@ pub struct ReportOptions<'a> {
     pub version: u64,
 }
 
-/// An event for [`Client::publish_event`].
+/// An event for [`Client::event_publish`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Event<'a> {
     /// Event type, e.g. `"highTemperature"` (required, 1 to 128 bytes).
@@ -168,7 +168,7 @@ impl Client {
 
     /// `POST /api/v1/thing-datas/shadow/reported`: reports state (`reported_json`, a JSON
     /// object).
-    pub fn report_shadow(
+    pub fn shadow_report(
         &self,
         thing_name: &str,
         reported_json: &str,
@@ -190,14 +190,14 @@ impl Client {
     }
 
     /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
-    pub fn get_shadow(&self, thing_name: &str) -> Result<Response> {
+    pub fn shadow_get(&self, thing_name: &str) -> Result<Response> {
         let thing_name = validate::identifier("thing_name", thing_name)?;
         let uri = self.uri(&format!("/api/v1/thing-datas/{thing_name}/shadow"))?;
         self.send(uri, None, Repeat::Safe)
     }
 
     /// `POST /api/v1/thing-datas/events`.
-    pub fn publish_event(&self, thing_name: &str, event: Event<'_>) -> Result<Response> {
+    pub fn event_publish(&self, thing_name: &str, event: Event<'_>) -> Result<Response> {
         let body = wire::EventBody {
             thing_name: validate::identifier("thing_name", thing_name)?,
             event_type: validate::label("event_type", event.event_type)?,
@@ -217,7 +217,7 @@ impl Client {
     }
 
     /// `POST /api/v1/thing-datas/command/response`; `timestamp` in Unix seconds, 0 = now.
-    pub fn respond_command(
+    pub fn command_respond(
         &self,
         thing_name: &str,
         execution_id: &str,
@@ -242,7 +242,7 @@ impl Client {
     }
 
     /// `POST /api/v1/thing-datas/jobs/get`: in-progress and queued job summaries.
-    pub fn get_pending_jobs(
+    pub fn jobs_get_pending(
         &self,
         thing_name: &str,
         client_token: Option<&str>,
@@ -259,7 +259,7 @@ impl Client {
 
     /// `POST /api/v1/thing-datas/jobs/start-next`; `step_timeout_minutes` 0 leaves it out.
     /// The answer is `{}` when nothing is pending.
-    pub fn start_next_job(
+    pub fn jobs_start_next(
         &self,
         thing_name: &str,
         status_details_json: Option<&str>,
@@ -280,7 +280,7 @@ impl Client {
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/get`: one job execution with its document.
-    pub fn describe_job(
+    pub fn jobs_describe(
         &self,
         thing_name: &str,
         job_id: &str,
@@ -303,7 +303,7 @@ impl Client {
     }
 
     /// `POST /api/v1/thing-datas/jobs/{jobId}/update`; `expected_version` 0 leaves it out.
-    pub fn update_job(
+    pub fn jobs_update(
         &self,
         thing_name: &str,
         job_id: &str,

@@ -9,7 +9,7 @@
 //! ```no_run
 //! let config = fleets::Config::new("https://fleets.example.com", "ak_key", "secret")?;
 //! let client = fleets::Client::new(&config)?;
-//! client.report_shadow("thermostat-001", r#"{"temperature":21.5}"#, Default::default())?;
+//! client.shadow_report("thermostat-001", r#"{"temperature":21.5}"#, Default::default())?;
 //! # Ok::<(), fleets::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -24,8 +24,6 @@ mod error;
 pub mod ffi;
 /// cbindgen:ignore
 pub mod json;
-/// cbindgen:ignore
-pub mod last_call;
 /// cbindgen:ignore
 mod redact;
 /// cbindgen:ignore

@@ -15,7 +15,7 @@ fn report_then_read_shadow_with_delta() {
     let emu = emulator();
     let client = client(&emu);
     let response = client
-        .report_shadow(
+        .shadow_report(
             THING,
             r#"{"temperature":21.5,"humidity":58}"#,
             ReportOptions {
@@ -31,7 +31,7 @@ fn report_then_read_shadow_with_delta() {
 
     emu.set_desired(THING, json!({"targetTemperature": 24}))
         .unwrap();
-    let shadow = json(client.get_shadow(THING).unwrap().body());
+    let shadow = json(client.shadow_get(THING).unwrap().body());
     assert_eq!(shadow["reported"]["humidity"], 58);
     assert_eq!(shadow["delta"], json!({"targetTemperature": 24}));
     assert!(shadow["updatedAt"].is_string());
@@ -39,7 +39,7 @@ fn report_then_read_shadow_with_delta() {
     // Optimistic locking: the current version is accepted, a stale one is a conflict.
     let version = shadow["version"].as_u64().unwrap();
     client
-        .report_shadow(
+        .shadow_report(
             THING,
             r#"{"targetTemperature":24}"#,
             ReportOptions {
@@ -49,7 +49,7 @@ fn report_then_read_shadow_with_delta() {
         )
         .unwrap();
     let err = client
-        .report_shadow(
+        .shadow_report(
             THING,
             r#"{"temperature":22}"#,
             ReportOptions {
@@ -61,7 +61,7 @@ fn report_then_read_shadow_with_delta() {
     assert_eq!(err.code(), ErrorCode::Conflict);
     assert_eq!(err.http_status(), 409);
     assert!(err.body().unwrap().contains("VersionConflict"), "{err}");
-    let shadow = json(client.get_shadow(THING).unwrap().body());
+    let shadow = json(client.shadow_get(THING).unwrap().body());
     assert_eq!(shadow["delta"], json!({}));
 }
 
@@ -70,7 +70,7 @@ fn events_are_stored_with_their_fields() {
     let emu = emulator();
     let client = client(&emu);
     client
-        .publish_event(
+        .event_publish(
             THING,
             Event {
                 event_type: "highTemperature",
@@ -82,7 +82,7 @@ fn events_are_stored_with_their_fields() {
         )
         .unwrap();
     client
-        .publish_event(
+        .event_publish(
             THING,
             Event {
                 event_type: "boot",
@@ -113,7 +113,7 @@ fn command_responses_reach_the_execution() {
     let client = client(&emu);
     let execution = emu.create_command(THING, "setTarget", json!({"target": 24}), 600);
     client
-        .respond_command(
+        .command_respond(
             THING,
             &execution,
             ExecutionStatus::Succeeded,
@@ -127,11 +127,11 @@ fn command_responses_reach_the_execution() {
 
     // Answering twice is a conflict; an unknown execution is not found.
     let again = client
-        .respond_command(THING, &execution, ExecutionStatus::Failed, None, 0)
+        .command_respond(THING, &execution, ExecutionStatus::Failed, None, 0)
         .unwrap_err();
     assert_eq!(again.code(), ErrorCode::Conflict);
     let unknown = client
-        .respond_command(
+        .command_respond(
             THING,
             "8d88790c-9171-4526-8637-e6d6168bce22",
             ExecutionStatus::Succeeded,
@@ -146,13 +146,13 @@ fn command_responses_reach_the_execution() {
 fn job_lifecycle() {
     let emu = emulator();
     let client = client(&emu);
-    let nothing = json(client.start_next_job(THING, None, 0, None).unwrap().body());
+    let nothing = json(client.jobs_start_next(THING, None, 0, None).unwrap().body());
     assert!(nothing.get("execution").is_none(), "{nothing}");
 
     let job = emu.create_job(json!({"firmware": "2.0.0"}), &[THING], Some("upgrade"));
     let pending = json(
         client
-            .get_pending_jobs(THING, Some("req-1"))
+            .jobs_get_pending(THING, Some("req-1"))
             .unwrap()
             .body(),
     );
@@ -161,7 +161,7 @@ fn job_lifecycle() {
 
     let started = json(
         client
-            .start_next_job(THING, Some(r#"{"step":"download"}"#), 10, Some("req-2"))
+            .jobs_start_next(THING, Some(r#"{"step":"download"}"#), 10, Some("req-2"))
             .unwrap()
             .body(),
     );
@@ -171,12 +171,12 @@ fn job_lifecycle() {
     assert_eq!(execution["jobDocument"]["firmware"], "2.0.0");
     let version = execution["versionNumber"].as_u64().unwrap();
 
-    let described = json(client.describe_job(THING, &job, None).unwrap().body());
+    let described = json(client.jobs_describe(THING, &job, None).unwrap().body());
     assert_eq!(described["execution"]["jobId"], job.as_str());
 
     // A stale expectedVersion is refused, the right one accepted.
     let stale = client
-        .update_job(
+        .jobs_update(
             THING,
             &job,
             ExecutionStatus::Succeeded,
@@ -189,7 +189,7 @@ fn job_lifecycle() {
     assert!(stale.body().unwrap().contains("VersionMismatch"), "{stale}");
     let done = json(
         client
-            .update_job(
+            .jobs_update(
                 THING,
                 &job,
                 ExecutionStatus::Succeeded,
@@ -208,10 +208,12 @@ fn job_lifecycle() {
 
     // Leaving a terminal state is a conflict; an unknown job is not found.
     let terminal = client
-        .update_job(THING, &job, ExecutionStatus::InProgress, None, 0, None)
+        .jobs_update(THING, &job, ExecutionStatus::InProgress, None, 0, None)
         .unwrap_err();
     assert_eq!(terminal.code(), ErrorCode::Conflict);
-    let unknown = client.describe_job(THING, "no-such-job", None).unwrap_err();
+    let unknown = client
+        .jobs_describe(THING, "no-such-job", None)
+        .unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::NotFound);
 }
 
@@ -221,7 +223,7 @@ fn wrong_secret_is_unauthorized_and_never_echoed() {
     let mut config = Config::new(emu.endpoint(), emu.api_key(), "wrong-secret-value").unwrap();
     config.set_ca_file(emu.ca_file().unwrap()).unwrap();
     let client = Client::new(&config).unwrap();
-    let err = client.get_shadow(THING).unwrap_err();
+    let err = client.shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unauthorized);
     assert_eq!(err.http_status(), 401);
     assert!(!err.to_string().contains("wrong-secret-value"));
@@ -232,7 +234,7 @@ fn wrong_secret_is_unauthorized_and_never_echoed() {
 #[test]
 fn unknown_thing_is_not_found() {
     let emu = emulator();
-    let err = client(&emu).get_shadow("never-registered").unwrap_err();
+    let err = client(&emu).shadow_get("never-registered").unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
     assert!(err.message().contains("404"), "{err}");
 }
@@ -243,7 +245,7 @@ fn oversized_report_is_payload_too_large() {
     let emu = emulator();
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(600 * 1024));
     let err = client(&emu)
-        .report_shadow(THING, &big, ReportOptions::default())
+        .shadow_report(THING, &big, ReportOptions::default())
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PayloadTooLarge, "{err}");
 }
@@ -262,7 +264,7 @@ fn server_errors_map_to_codes_with_the_servers_reason() {
         (418, ErrorCode::Http),
     ] {
         emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": status, "times": 1})));
-        let err = client.get_shadow(THING).unwrap_err();
+        let err = client.shadow_get(THING).unwrap_err();
         assert_eq!(err.code(), code, "{err}");
         assert_eq!(err.http_status(), status);
     }
@@ -277,7 +279,7 @@ fn connection_refused_is_connect_error() {
         .unwrap()
         .port();
     let config = Config::new(&format!("http://127.0.0.1:{port}"), "ak", "secret").unwrap();
-    let err = Client::new(&config).unwrap().get_shadow(THING).unwrap_err();
+    let err = Client::new(&config).unwrap().shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
 }
 
@@ -291,7 +293,7 @@ fn stalled_server_times_out_within_the_deadline() {
     config.set_timeouts(Duration::from_millis(2000), Duration::from_millis(700));
     let client = Client::new(&config).unwrap();
     let started = Instant::now();
-    let err = client.get_shadow(THING).unwrap_err();
+    let err = client.shadow_get(THING).unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(err.code(), ErrorCode::Timeout, "{err}");
     assert!(
@@ -299,7 +301,7 @@ fn stalled_server_times_out_within_the_deadline() {
         "{elapsed:?}"
     );
     // The client recovers on the next call.
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
 }
 
 #[test]
@@ -307,7 +309,7 @@ fn untrusted_server_certificate_is_tls_error() {
     let emu = emulator();
     // Bundled Mozilla roots do not include the emulator's throwaway CA.
     let config = Config::new(emu.endpoint(), emu.api_key(), emu.api_secret()).unwrap();
-    let err = Client::new(&config).unwrap().get_shadow(THING).unwrap_err();
+    let err = Client::new(&config).unwrap().shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Tls, "{err}");
     assert_eq!(
         emu.stats().total,
@@ -322,7 +324,7 @@ fn garbage_reply_is_io_error() {
     emu.add_fault(fault(
         json!({"path_prefix": "/api/v1/thing-datas/", "kind": "garbage", "times": 1}),
     ));
-    let err = client(&emu).get_shadow(THING).unwrap_err();
+    let err = client(&emu).shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
 }
 

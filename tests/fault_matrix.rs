@@ -113,7 +113,7 @@ fn against_raw(
         attempts,
     ))
     .unwrap();
-    let (code, elapsed, message) = observe(&client, |c| c.get_shadow(THING));
+    let (code, elapsed, message) = observe(&client, |c| c.shadow_get(THING));
     Observed {
         code,
         elapsed,
@@ -150,7 +150,7 @@ fn stalled_accept() {
         listener.local_addr().unwrap().port()
     );
     let client = Client::new(&config_for(&endpoint, None, 1)).unwrap();
-    let (code, elapsed, message) = observe(&client, |c| c.get_shadow(THING));
+    let (code, elapsed, message) = observe(&client, |c| c.shadow_get(THING));
     check(
         Case {
             name: "stalled accept",
@@ -176,7 +176,7 @@ fn stalled_tls_handshake() {
         std::thread::sleep(Duration::from_secs(5));
     });
     let client = Client::new(&config_for(&server.https_endpoint(), None, 1)).unwrap();
-    let (code, elapsed, message) = observe(&client, |c| c.get_shadow(THING));
+    let (code, elapsed, message) = observe(&client, |c| c.shadow_get(THING));
     check(
         Case {
             name: "stalled TLS handshake",
@@ -201,7 +201,7 @@ fn stalled_handshake_with_retries_stays_within_the_deadline() {
         std::thread::sleep(Duration::from_secs(5));
     });
     let client = Client::new(&config_for(&server.https_endpoint(), None, 5)).unwrap();
-    let (code, elapsed, message) = observe(&client, |c| c.get_shadow(THING));
+    let (code, elapsed, message) = observe(&client, |c| c.shadow_get(THING));
     check(
         Case {
             name: "stalled TLS handshake, 5 attempts allowed",
@@ -227,7 +227,7 @@ fn server_never_answers() {
     let observed = against_emulator(
         1,
         json!({"path_prefix": "/api/v1/", "kind": "stall"}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     check(
         Case {
@@ -246,7 +246,7 @@ fn event_to_a_server_that_never_answers_is_sent_once() {
         5,
         json!({"path_prefix": "/api/v1/", "kind": "stall", "times": 0}),
         |c| {
-            c.publish_event(
+            c.event_publish(
                 THING,
                 Event {
                     event_type: "boot",
@@ -331,7 +331,7 @@ fn body_shorter_than_content_length() {
     let observed = against_emulator(
         3,
         json!({"path_prefix": "/api/v1/", "kind": "truncate"}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     check(
         Case {
@@ -349,7 +349,7 @@ fn garbage_instead_of_http() {
     let observed = against_emulator(
         3,
         json!({"path_prefix": "/api/v1/", "kind": "garbage"}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     check(
         Case {
@@ -465,7 +465,7 @@ fn rate_limited_with_retry_after_seconds() {
     let observed = against_emulator(
         1,
         json!({"path_prefix": "/api/v1/", "kind": "status", "status": 429, "retry_after_s": 7}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     check(
         Case {
@@ -479,7 +479,7 @@ fn rate_limited_with_retry_after_seconds() {
     let observed = against_emulator(
         2,
         json!({"path_prefix": "/api/v1/", "kind": "status", "status": 429, "retry_after_s": 1}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     assert!(
         observed.elapsed >= Duration::from_millis(200),
@@ -501,7 +501,7 @@ fn rate_limited_with_retry_after_date() {
     let observed = against_emulator(
         2,
         json!({"path_prefix": "/api/v1/", "kind": "status", "status": 429, "retry_after_s": 1, "retry_after_date": true}),
-        |c| c.get_shadow(THING),
+        |c| c.shadow_get(THING),
     );
     check(
         Case {
@@ -519,7 +519,7 @@ fn burst_of_503_then_success() {
     let observed = against_emulator(
         4,
         json!({"path_prefix": "/api/v1/", "kind": "status", "status": 503, "times": 3}),
-        |c| c.report_shadow(THING, r#"{"t":1}"#, ReportOptions::default()),
+        |c| c.shadow_report(THING, r#"{"t":1}"#, ReportOptions::default()),
     );
     check(
         Case {
@@ -544,9 +544,9 @@ fn pooled_connection_closed_by_the_server_between_calls() {
         }
     });
     let client = Client::new(&config_for(&server.https_endpoint(), Some(&ca.cert_pem), 1)).unwrap();
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let (code, elapsed, message) = observe(&client, |c| c.get_shadow(THING));
+    let (code, elapsed, message) = observe(&client, |c| c.shadow_get(THING));
     check(
         Case {
             name: "pooled connection closed by the server between calls",

@@ -581,3 +581,26 @@ fn json_helpers() {
         );
     }
 }
+
+#[test]
+fn request_sent_tells_the_groups_apart() {
+    for (result, sent) in [
+        (FLEETS_OK, true),
+        (FLEETS_ERR_NULL_ARGUMENT, false),
+        (FLEETS_ERR_INVALID_ARGUMENT, false),
+        (FLEETS_ERR_INVALID_JSON, false),
+        (FLEETS_ERR_BUFFER_TOO_SMALL, true),
+        (FLEETS_ERR_INVALID_CONFIG, false),
+        (FLEETS_ERR_CONNECT, false),
+        (FLEETS_ERR_TLS, false),
+        (FLEETS_ERR_TIMEOUT, true),
+        (FLEETS_ERR_IO, true),
+        (FLEETS_ERR_BAD_REQUEST, true),
+        (FLEETS_ERR_CONFLICT, true),
+        (FLEETS_ERR_SERVER, true),
+        (FLEETS_ERR_PANIC, true),
+        (12345, true),
+    ] {
+        assert_eq!(fleets_result_request_sent(result), sent, "{result}");
+    }
+}

@@ -47,7 +47,7 @@ fn a_declared_length_over_the_limit_is_refused_without_allocating_it() {
         for limit in [0, MAX_RESPONSE_BYTES_LIMIT] {
             let mut config = config(&server, &ca);
             config.set_max_response_bytes(limit).unwrap();
-            let err = Client::new(&config).unwrap().get_shadow(THING).unwrap_err();
+            let err = Client::new(&config).unwrap().shadow_get(THING).unwrap_err();
             assert_eq!(err.code(), ErrorCode::BadResponse, "{head}: {err}");
             assert!(err.message().contains("limit"), "{err}");
         }
@@ -76,7 +76,7 @@ fn a_body_longer_than_its_declared_small_length_or_the_limit() {
     );
     let mut config = config(&server, &ca);
     config.set_max_response_bytes(20).unwrap();
-    let err = Client::new(&config).unwrap().get_shadow(THING).unwrap_err();
+    let err = Client::new(&config).unwrap().shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadResponse, "{err}");
 }
 
@@ -99,7 +99,7 @@ fn a_large_body_within_the_limit_arrives_whole() {
     let (server, ca) = server(head, body);
     let mut config = config(&server, &ca);
     config.set_max_response_bytes(4 * 1024 * 1024).unwrap();
-    let response = Client::new(&config).unwrap().get_shadow(THING).unwrap();
+    let response = Client::new(&config).unwrap().shadow_get(THING).unwrap();
     assert_eq!(response.body().len(), body.len());
 }
 
@@ -207,7 +207,7 @@ fn server_text_cannot_leak_the_secret_or_forge_log_lines() {
             .set_retry(1, Default::default(), Default::default())
             .unwrap();
         let client = Client::new(&config).unwrap();
-        let err = client.get_shadow(THING).unwrap_err();
+        let err = client.shadow_get(THING).unwrap_err();
         assert_eq!(err.code(), ErrorCode::BadRequest);
         let b64 = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
@@ -230,7 +230,7 @@ fn server_text_cannot_leak_the_secret_or_forge_log_lines() {
         );
         assert!(err.message().contains("\\x1b[31m"), "{}", err.message());
         // The redirect that follows (the second response) names its Location, redacted.
-        let err = client.get_shadow(THING).unwrap_err();
+        let err = client.shadow_get(THING).unwrap_err();
         assert!(!err.message().contains(secret), "{}", err.message());
     }
 }

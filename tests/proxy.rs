@@ -299,9 +299,9 @@ fn config(emu: &NamedEmulator) -> Config {
     config
 }
 
-fn get_shadow(config: &Config) -> (fleets::Result<fleets::Response>, Duration) {
+fn shadow_get(config: &Config) -> (fleets::Result<fleets::Response>, Duration) {
     let started = Instant::now();
-    let result = Client::new(config).and_then(|client| client.get_shadow(THING));
+    let result = Client::new(config).and_then(|client| client.shadow_get(THING));
     (result, started.elapsed())
 }
 
@@ -338,7 +338,7 @@ fn call_goes_through_authenticating_proxy() {
         .unwrap();
     assert!(!format!("{config:?}").contains(PASSWORD));
 
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("through proxy with credentials", &result, elapsed);
     let response = result.unwrap();
     assert_eq!(response.status(), 200);
@@ -378,7 +378,7 @@ fn proxy_without_authentication() {
     let proxy = ConnectProxy::start(None, Mode::Tunnel);
     let mut config = config(&emu);
     config.set_proxy(&proxy.url(None)).unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("through proxy without credentials", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects(), vec![emu.target()]);
@@ -393,7 +393,7 @@ fn wrong_proxy_password() {
     let wrong = "wrong-pw-93aa71";
     let mut config = config(&emu);
     config.set_proxy(&proxy.url(Some((USER, wrong)))).unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("proxy answers 407 (wrong password)", &result, elapsed);
     let err = result.unwrap_err();
     // A refused CONNECT (any non-200 answer, 407 included) is a connect-phase failure.
@@ -412,7 +412,7 @@ fn missing_proxy_credentials() {
     let proxy = ConnectProxy::start(Some((USER, PASSWORD)), Mode::Tunnel);
     let mut config = config(&emu);
     config.set_proxy(&proxy.url(None)).unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("proxy answers 407 (no credentials)", &result, elapsed);
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
@@ -428,7 +428,7 @@ fn proxy_refuses_the_tunnel() {
         let proxy = ConnectProxy::start(None, Mode::Refuse(status));
         let mut config = config(&emu);
         config.set_proxy(&proxy.url(None)).unwrap();
-        let (result, elapsed) = get_shadow(&config);
+        let (result, elapsed) = shadow_get(&config);
         row(
             &format!("proxy answers {status} to CONNECT"),
             &result,
@@ -453,7 +453,7 @@ fn proxy_cannot_reach_the_target() {
     config.set_timeouts(Duration::from_secs(2), Duration::from_secs(3));
     config.set_retry(1, Duration::ZERO, Duration::ZERO).unwrap();
     config.set_proxy(&proxy.url(None)).unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("proxy cannot reach the target (502)", &result, elapsed);
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
@@ -471,7 +471,7 @@ fn proxy_port_refuses_connections() {
     config
         .set_proxy(&format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}"))
         .unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("nothing listens on the proxy port", &result, elapsed);
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
@@ -562,7 +562,7 @@ fn from_env_https_proxy_and_no_proxy() {
     std::env::set_var("HTTPS_PROXY", proxy.url(Some((USER, PASSWORD))));
     let config = env_config();
     assert!(!format!("{config:?}").contains(PASSWORD));
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("env: HTTPS_PROXY", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects(), vec![emu.target()]);
@@ -576,7 +576,7 @@ fn from_env_https_proxy_and_no_proxy() {
 
     // NO_PROXY naming other hosts does not.
     std::env::set_var("NO_PROXY", "localhost,.example.com,10.0.0.1");
-    let (result, elapsed) = get_shadow(&env_config());
+    let (result, elapsed) = shadow_get(&env_config());
     row("env: NO_PROXY for other hosts", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects().len(), 2);
@@ -591,7 +591,7 @@ fn from_env_https_proxy_and_no_proxy() {
 
     // Lower case, without a scheme.
     std::env::set_var("https_proxy", format!("{USER}:{PASSWORD}@{}", proxy.addr));
-    let (result, elapsed) = get_shadow(&env_config());
+    let (result, elapsed) = shadow_get(&env_config());
     row("env: https_proxy without scheme", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects().len(), 3);
@@ -599,7 +599,7 @@ fn from_env_https_proxy_and_no_proxy() {
 
     // A loopback endpoint never goes through the proxy, whatever the environment says.
     std::env::set_var("FLEETS_ENDPOINT", emu.loopback_endpoint());
-    let (result, elapsed) = get_shadow(&env_config());
+    let (result, elapsed) = shadow_get(&env_config());
     row("env: https_proxy, loopback endpoint", &result, elapsed);
     result.unwrap();
     assert_eq!(proxy.connects().len(), 3, "loopback endpoint proxied");
@@ -609,7 +609,7 @@ fn from_env_https_proxy_and_no_proxy() {
     // A wrong password from the environment fails like a configured one, without echoing it.
     let wrong = "env-wrong-pw-44c2";
     std::env::set_var("https_proxy", proxy.url(Some((USER, wrong))));
-    let (result, elapsed) = get_shadow(&env_config());
+    let (result, elapsed) = shadow_get(&env_config());
     row("env: https_proxy with wrong password", &result, elapsed);
     let err = result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect, "{err}");
@@ -642,7 +642,7 @@ fn loopback_endpoints_never_go_through_the_proxy() {
     ] {
         let mut config = Config::new(&endpoint, plain.api_key(), plain.api_secret()).unwrap();
         config.set_proxy(&proxy.url(None)).unwrap();
-        let (result, elapsed) = get_shadow(&config);
+        let (result, elapsed) = shadow_get(&config);
         row(&format!("loopback {endpoint}"), &result, elapsed);
         result.unwrap();
     }
@@ -655,7 +655,7 @@ fn loopback_endpoints_never_go_through_the_proxy() {
     .unwrap();
     config.set_ca_pem(&named.ca.cert_pem).unwrap();
     config.set_proxy(&proxy.url(None)).unwrap();
-    let (result, elapsed) = get_shadow(&config);
+    let (result, elapsed) = shadow_get(&config);
     row("loopback https://127.0.0.1", &result, elapsed);
     result.unwrap();
     assert_eq!(

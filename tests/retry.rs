@@ -38,7 +38,7 @@ fn a_503_burst_then_success() {
     emu.add_fault(fault(
         json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 503, "times": 3}),
     ));
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     assert_eq!(emu.stats().total, 4, "three 503s then the answer");
 }
 
@@ -47,7 +47,7 @@ fn gives_up_after_max_attempts_and_says_so() {
     let emu = emulator();
     let client = client_with_retry(&emu, 3, 10, 50);
     emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 502, "times": 10})));
-    let err = client.get_shadow(THING).unwrap_err();
+    let err = client.shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Server);
     assert!(err.message().contains("after 3 attempts"), "{err}");
     assert_eq!(emu.stats().total, 3);
@@ -59,7 +59,7 @@ fn retry_after_seconds_is_honoured() {
     let client = client_with_retry(&emu, 2, 10, 5000);
     emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 429, "retry_after_s": 1, "times": 1})));
     let started = Instant::now();
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(950), "{waited:?}");
     assert!(waited < Duration::from_millis(3000), "{waited:?}");
@@ -72,7 +72,7 @@ fn retry_after_http_date_is_honoured_and_clamped() {
     let client = client_with_retry(&emu, 2, 10, 300);
     emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 503, "retry_after_s": 2, "retry_after_date": true, "times": 1})));
     let started = Instant::now();
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert!(waited < Duration::from_millis(1500), "{waited:?}");
@@ -89,7 +89,7 @@ fn retries_stay_within_the_deadline() {
     let client = Client::new(&config).unwrap();
     emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 503, "retry_after_s": 3, "times": 0})));
     let started = Instant::now();
-    let err = client.get_shadow(THING).unwrap_err();
+    let err = client.shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Server);
     assert!(
         started.elapsed() < Duration::from_millis(900),
@@ -107,7 +107,7 @@ fn other_client_errors_are_never_retried() {
         emu.reset();
         emu.register_thing(THING);
         emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": status, "times": 1})));
-        assert!(client.get_shadow(THING).is_err());
+        assert!(client.shadow_get(THING).is_err());
         assert_eq!(emu.stats().total, 1, "HTTP {status} sent once");
     }
 }
@@ -120,7 +120,7 @@ fn events_and_command_responses_are_never_repeated() {
         json!({"path_prefix": "/api/v1/thing-datas/", "kind": "status", "status": 503, "times": 2}),
     ));
     let err = client
-        .publish_event(
+        .event_publish(
             THING,
             Event {
                 event_type: "boot",
@@ -131,7 +131,7 @@ fn events_and_command_responses_are_never_repeated() {
     assert_eq!(err.code(), ErrorCode::Server);
     let execution = emu.create_command(THING, "reboot", json!({}), 60);
     let err = client
-        .respond_command(THING, &execution, ExecutionStatus::Succeeded, None, 0)
+        .command_respond(THING, &execution, ExecutionStatus::Succeeded, None, 0)
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Server);
     assert_eq!(emu.stats().total, 2);
@@ -144,7 +144,7 @@ fn reports_get_a_generated_client_token_so_they_can_be_retried() {
     emu.add_fault(fault(json!({"path_prefix": "/api/v1/thing-datas/shadow/reported", "kind": "status", "status": 503, "times": 1})));
     let body = json(
         client
-            .report_shadow(THING, r#"{"t":1}"#, ReportOptions::default())
+            .shadow_report(THING, r#"{"t":1}"#, ReportOptions::default())
             .unwrap()
             .body(),
     );
@@ -158,7 +158,7 @@ fn reports_get_a_generated_client_token_so_they_can_be_retried() {
     // The caller's own token is kept.
     let body = json(
         client
-            .report_shadow(
+            .shadow_report(
                 THING,
                 r#"{"t":2}"#,
                 ReportOptions {
@@ -174,7 +174,7 @@ fn reports_get_a_generated_client_token_so_they_can_be_retried() {
     // Without retries no token is invented.
     let once = client_with_retry(&emu, 1, 0, 0);
     let body = json(
-        once.report_shadow(THING, r#"{"t":3}"#, ReportOptions::default())
+        once.shadow_report(THING, r#"{"t":3}"#, ReportOptions::default())
             .unwrap()
             .body(),
     );
@@ -193,7 +193,7 @@ fn connection_refused_is_retried_then_reported() {
     config
         .set_retry(3, Duration::from_millis(10), Duration::from_millis(20))
         .unwrap();
-    let err = Client::new(&config).unwrap().get_shadow(THING).unwrap_err();
+    let err = Client::new(&config).unwrap().shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Connect);
     assert!(err.message().contains("after 3 attempts"), "{err}");
 }

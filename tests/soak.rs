@@ -86,10 +86,10 @@ fn call(client: &Client, thing: &str, i: u64) -> fleets::Result<fleets::Response
     match i % 4 {
         0 => {
             let reported = format!(r#"{{"temperature":{},"seq":{i}}}"#, 20 + i % 10);
-            client.report_shadow(thing, &reported, ReportOptions::default())
+            client.shadow_report(thing, &reported, ReportOptions::default())
         }
-        1 => client.get_shadow(thing),
-        2 => client.publish_event(
+        1 => client.shadow_get(thing),
+        2 => client.event_publish(
             thing,
             Event {
                 event_type: "soak",
@@ -98,7 +98,7 @@ fn call(client: &Client, thing: &str, i: u64) -> fleets::Result<fleets::Response
                 ..Event::default()
             },
         ),
-        _ => client.get_pending_jobs(thing, None),
+        _ => client.jobs_get_pending(thing, None),
     }
 }
 
@@ -224,6 +224,6 @@ fn soak_one_client_eight_threads_with_faults() {
 
     // The client still works once the faults are gone.
     for thing in THINGS {
-        client.get_shadow(thing).expect("shadow after the soak");
+        client.shadow_get(thing).expect("shadow after the soak");
     }
 }

@@ -55,9 +55,9 @@ fn safe_requests_survive_a_server_that_closes_after_every_response() {
     let client = client_for(&server.https_endpoint(), &ca.cert_pem, 3);
     for i in 0..100 {
         let outcome = if i % 2 == 0 {
-            client.get_shadow(THING)
+            client.shadow_get(THING)
         } else {
-            client.report_shadow(THING, r#"{"n":1}"#, ReportOptions::default())
+            client.shadow_report(THING, r#"{"n":1}"#, ReportOptions::default())
         };
         if let Err(e) = outcome {
             panic!("call {i} failed: {e}");
@@ -81,10 +81,10 @@ fn the_resend_does_not_need_the_retry_budget() {
         version: 0,
     };
     for i in 0..20 {
-        if let Err(e) = client.report_shadow(THING, r#"{"n":1}"#, options) {
+        if let Err(e) = client.shadow_report(THING, r#"{"n":1}"#, options) {
             panic!("call {i} failed: {e}");
         }
-        client.get_shadow(THING).unwrap();
+        client.shadow_get(THING).unwrap();
     }
     assert_eq!(server.requests(), 40);
 }
@@ -93,19 +93,19 @@ fn the_resend_does_not_need_the_retry_budget() {
 fn requests_that_are_not_safe_to_repeat_are_not_resent() {
     let (server, ca) = one_request_per_connection();
     let client = client_for(&server.https_endpoint(), &ca.cert_pem, 3);
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     let event = Event {
         event_type: "boot",
         ..Event::default()
     };
-    let err = client.publish_event(THING, event).unwrap_err();
+    let err = client.event_publish(THING, event).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
     assert!(err.message().contains("closed"), "{err}");
     // Retries off and no client token: a report is not repeated either.
     let client = client_for(&server.https_endpoint(), &ca.cert_pem, 1);
-    client.get_shadow(THING).unwrap();
+    client.shadow_get(THING).unwrap();
     let err = client
-        .report_shadow(THING, "{}", ReportOptions::default())
+        .shadow_report(THING, "{}", ReportOptions::default())
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
     // The server never read the failed requests, and no fresh connection was opened.
@@ -127,8 +127,8 @@ fn a_reset_after_response_bytes_is_io_and_not_resent() {
         }
     });
     let client = client_for(&server.https_endpoint(), &ca.cert_pem, 3);
-    client.get_shadow(THING).unwrap();
-    let err = client.get_shadow(THING).unwrap_err();
+    client.shadow_get(THING).unwrap();
+    let err = client.shadow_get(THING).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
     assert_eq!(server.requests(), 2, "not repeated");
 }
@@ -161,10 +161,10 @@ fn nginx_keepalive_timeout_behind_a_slow_link() {
                 let client = client_with_credentials(&endpoint, &ca_pem, 3, credentials);
                 for i in 0..25 {
                     let outcome = if i % 2 == 0 {
-                        client.get_shadow(THING).map(drop)
+                        client.shadow_get(THING).map(drop)
                     } else {
                         client
-                            .report_shadow(THING, r#"{"t":1}"#, ReportOptions::default())
+                            .shadow_report(THING, r#"{"t":1}"#, ReportOptions::default())
                             .map(drop)
                     };
                     if let Err(e) = outcome {

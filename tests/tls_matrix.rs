@@ -60,7 +60,7 @@ fn row<T>(case: &str, expected: &str, result: &fleets::Result<T>, elapsed: Durat
 /// Calls the server and returns the outcome with the elapsed time.
 fn call(config: &Config) -> (fleets::Result<fleets::Response>, Duration) {
     let started = Instant::now();
-    let result = Client::new(config).and_then(|client| client.get_shadow(THING));
+    let result = Client::new(config).and_then(|client| client.shadow_get(THING));
     (result, started.elapsed())
 }
 
