@@ -54,6 +54,18 @@ typedef struct fleets_config fleets_config;
 /**
  * Result of every fallible function. `FLEETS_OK` (0) is success; the other values are the
  * `FLEETS_ERR_*` constants, stable and never reused. `fleets_result_name()` names them.
+ *
+ * The hundreds tell the group:
+ * - 1xx: the arguments or configuration were refused before anything was sent (103,
+ *   `FLEETS_ERR_BUFFER_TOO_SMALL`, is the exception: the request was done and its response
+ *   is kept for `fleets_last_response`);
+ * - 2xx: the transport failed: no connection (200), TLS (201), or the exchange broke off
+ *   (timeout 202, I/O 203), in which case the server may have received the request;
+ * - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`);
+ * - 4xx: reserved for local storage (the outbox);
+ * - 9xx: a bug in libfleets or resource exhaustion.
+ *
+ * `fleets_result_request_sent()` tells whether a failed call may have reached the server.
  */
 typedef uint32_t fleets_result;
 
@@ -268,7 +280,7 @@ extern "C" {
  * `client` is NULL or a live client; non-NULL strings are NUL-terminated; a non-NULL `out`
  * is valid for writes of `out_cap` bytes and a non-NULL `out_len` for one `size_t`.
  */
-fleets_result fleets_shadow_report(fleets_client_t *client,
+fleets_result fleets_shadow_report(const fleets_client_t *client,
                                    const char *thing_name,
                                    const char *reported_json,
                                    const char *client_token,
@@ -288,7 +300,7 @@ fleets_result fleets_shadow_report(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_shadow_get(fleets_client_t *client,
+fleets_result fleets_shadow_get(const fleets_client_t *client,
                                 const char *thing_name,
                                 char *out,
                                 size_t out_cap,
@@ -309,7 +321,7 @@ fleets_result fleets_shadow_get(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_event_publish(fleets_client_t *client,
+fleets_result fleets_event_publish(const fleets_client_t *client,
                                    const char *thing_name,
                                    const char *event_type,
                                    fleets_severity severity,
@@ -335,7 +347,7 @@ fleets_result fleets_event_publish(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_command_respond(fleets_client_t *client,
+fleets_result fleets_command_respond(const fleets_client_t *client,
                                      const char *thing_name,
                                      const char *execution_id,
                                      fleets_execution_status status,
@@ -356,7 +368,7 @@ fleets_result fleets_command_respond(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_jobs_get_pending(fleets_client_t *client,
+fleets_result fleets_jobs_get_pending(const fleets_client_t *client,
                                       const char *thing_name,
                                       const char *client_token,
                                       char *out,
@@ -376,7 +388,7 @@ fleets_result fleets_jobs_get_pending(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_jobs_start_next(fleets_client_t *client,
+fleets_result fleets_jobs_start_next(const fleets_client_t *client,
                                      const char *thing_name,
                                      const char *status_details_json,
                                      uint32_t step_timeout_minutes,
@@ -397,7 +409,7 @@ fleets_result fleets_jobs_start_next(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_jobs_describe(fleets_client_t *client,
+fleets_result fleets_jobs_describe(const fleets_client_t *client,
                                    const char *thing_name,
                                    const char *job_id,
                                    const char *client_token,
@@ -421,7 +433,7 @@ fleets_result fleets_jobs_describe(fleets_client_t *client,
  * # Safety
  * As for `fleets_shadow_report`.
  */
-fleets_result fleets_jobs_update(fleets_client_t *client,
+fleets_result fleets_jobs_update(const fleets_client_t *client,
                                  const char *thing_name,
                                  const char *job_id,
                                  fleets_execution_status status,
@@ -719,6 +731,16 @@ fleets_result fleets_json_get_bool(const char *json,
  * Thread-safe.
  */
 const char *fleets_version(void);
+
+/**
+ * Whether an API call that returned `result` may have delivered its request to the server:
+ * true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, a timeout or I/O failure (2xx after
+ * the connection was made), every HTTP status error (3xx) and 9xx; false when the request
+ * certainly was not sent (1xx argument and configuration errors, `FLEETS_ERR_CONNECT`,
+ * `FLEETS_ERR_TLS`), so that sending it again cannot make a duplicate. An unknown value is
+ * treated as "may have been sent". Thread-safe; no state.
+ */
+bool fleets_result_request_sent(fleets_result result);
 
 /**
  * The name of a result code, e.g. `"FLEETS_ERR_TIMEOUT"`; `"FLEETS_ERR_UNKNOWN"` for a

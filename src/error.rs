@@ -120,6 +120,23 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a call that ended with this code may have delivered its request to the server:
+    /// false only when it certainly did not (refused arguments, no connection, TLS failure),
+    /// so that sending it again cannot make a duplicate.
+    pub fn request_may_have_been_sent(self) -> bool {
+        !matches!(
+            self,
+            ErrorCode::NullArgument
+                | ErrorCode::InvalidArgument
+                | ErrorCode::InvalidJson
+                | ErrorCode::InvalidConfig
+                | ErrorCode::JsonNoValue
+                | ErrorCode::JsonType
+                | ErrorCode::Connect
+                | ErrorCode::Tls
+        )
+    }
+
     /// The code for a raw value, if it is one.
     pub fn from_raw(raw: u32) -> Option<ErrorCode> {
         ErrorCode::ALL.into_iter().find(|c| *c as u32 == raw)
@@ -266,7 +283,7 @@ impl Error {
     }
 
     /// Takes the response body out of the error (used to keep it for `fleets_last_response`).
-    pub fn take_body(&mut self) -> Option<String> {
+    pub(crate) fn take_body(&mut self) -> Option<String> {
         self.body.take()
     }
 }

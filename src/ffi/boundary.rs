@@ -5,8 +5,9 @@ use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::ffi::last_call;
 use crate::ffi::types::{fleets_result, FLEETS_OK};
-use crate::{last_call, Response};
+use crate::Response;
 
 /// Runs the body of a fallible export: catches panics, records the failure for
 /// `fleets_last_error_message`, and turns the outcome into a result code.

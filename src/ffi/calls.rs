@@ -51,7 +51,7 @@ fn status(raw: fleets_execution_status) -> Result<ExecutionStatus> {
 /// is valid for writes of `out_cap` bytes and a non-NULL `out_len` for one `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_shadow_report(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     reported_json: *const c_char,
     client_token: *const c_char,
@@ -67,7 +67,7 @@ pub unsafe extern "C" fn fleets_shadow_report(
                 client_token: optional_str(client_token, "client_token")?,
                 version,
             };
-            c.report_shadow(
+            c.shadow_report(
                 required_str(thing_name, "thing_name")?,
                 required_str(reported_json, "reported_json")?,
                 options,
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn fleets_shadow_report(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_shadow_get(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     out: *mut c_char,
     out_cap: usize,
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn fleets_shadow_get(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.get_shadow(required_str(thing_name, "thing_name")?)
+            c.shadow_get(required_str(thing_name, "thing_name")?)
         })
     }
 }
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn fleets_shadow_get(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_event_publish(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     event_type: *const c_char,
     severity: fleets_severity,
@@ -137,7 +137,7 @@ pub unsafe extern "C" fn fleets_event_publish(
                 data_json: optional_str(data_json, "data_json")?,
                 app_id: optional_str(app_id, "app_id")?,
             };
-            c.publish_event(required_str(thing_name, "thing_name")?, event)
+            c.event_publish(required_str(thing_name, "thing_name")?, event)
         })
     }
 }
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn fleets_event_publish(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_command_respond(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     execution_id: *const c_char,
     status: fleets_execution_status,
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn fleets_command_respond(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.respond_command(
+            c.command_respond(
                 required_str(thing_name, "thing_name")?,
                 required_str(execution_id, "execution_id")?,
                 self::status(status)?,
@@ -192,7 +192,7 @@ pub unsafe extern "C" fn fleets_command_respond(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_jobs_get_pending(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     client_token: *const c_char,
     out: *mut c_char,
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn fleets_jobs_get_pending(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.get_pending_jobs(
+            c.jobs_get_pending(
                 required_str(thing_name, "thing_name")?,
                 optional_str(client_token, "client_token")?,
             )
@@ -223,7 +223,7 @@ pub unsafe extern "C" fn fleets_jobs_get_pending(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_jobs_start_next(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     status_details_json: *const c_char,
     step_timeout_minutes: u32,
@@ -235,7 +235,7 @@ pub unsafe extern "C" fn fleets_jobs_start_next(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.start_next_job(
+            c.jobs_start_next(
                 required_str(thing_name, "thing_name")?,
                 optional_str(status_details_json, "status_details_json")?,
                 step_timeout_minutes,
@@ -257,7 +257,7 @@ pub unsafe extern "C" fn fleets_jobs_start_next(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_jobs_describe(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     job_id: *const c_char,
     client_token: *const c_char,
@@ -268,7 +268,7 @@ pub unsafe extern "C" fn fleets_jobs_describe(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.describe_job(
+            c.jobs_describe(
                 required_str(thing_name, "thing_name")?,
                 required_str(job_id, "job_id")?,
                 optional_str(client_token, "client_token")?,
@@ -293,7 +293,7 @@ pub unsafe extern "C" fn fleets_jobs_describe(
 /// As for `fleets_shadow_report`.
 #[no_mangle]
 pub unsafe extern "C" fn fleets_jobs_update(
-    client: *mut fleets_client_t,
+    client: *const fleets_client_t,
     thing_name: *const c_char,
     job_id: *const c_char,
     status: fleets_execution_status,
@@ -307,7 +307,7 @@ pub unsafe extern "C" fn fleets_jobs_update(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         api_call(client, out, out_cap, out_len, |c| {
-            c.update_job(
+            c.jobs_update(
                 required_str(thing_name, "thing_name")?,
                 required_str(job_id, "job_id")?,
                 self::status(status)?,

@@ -19,7 +19,7 @@ thread_local! {
 }
 
 /// Remembers a failure's message for this thread (kept until the next failure).
-pub fn record_failure(err: &Error) {
+pub(crate) fn record_failure(err: &Error) {
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         last.error_message.clear();
@@ -31,7 +31,7 @@ pub fn record_failure(err: &Error) {
 
 /// Remembers the outcome of a request for this thread: its HTTP status (0 when no response
 /// arrived), its body and the `Retry-After` it asked for, replacing the previous ones.
-pub fn record_exchange(
+pub(crate) fn record_exchange(
     http_status: u16,
     body: Option<String>,
     retry_after: Option<std::time::Duration>,
@@ -45,22 +45,22 @@ pub fn record_exchange(
 }
 
 /// The `Retry-After` of this thread's last response, if it had one.
-pub fn retry_after() -> Option<std::time::Duration> {
+pub(crate) fn retry_after() -> Option<std::time::Duration> {
     LAST.with(|last| last.borrow().retry_after)
 }
 
 /// Runs `f` with this thread's last failure message (empty if none).
-pub fn with_error_message<R>(f: impl FnOnce(&str) -> R) -> R {
+pub(crate) fn with_error_message<R>(f: impl FnOnce(&str) -> R) -> R {
     LAST.with(|last| f(&last.borrow().error_message))
 }
 
 /// This thread's last HTTP status, 0 when the last request got no response.
-pub fn http_status() -> u16 {
+pub(crate) fn http_status() -> u16 {
     LAST.with(|last| last.borrow().http_status)
 }
 
 /// Runs `f` with this thread's last response body, if the last request got one.
-pub fn with_response<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+pub(crate) fn with_response<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
     LAST.with(|last| f(last.borrow().response.as_deref()))
 }
 

@@ -4,8 +4,8 @@ use std::ffi::c_char;
 
 use crate::error::{Error, ErrorCode};
 use crate::ffi::boundary::{guard, guard_value, OutBuffer};
+use crate::ffi::last_call;
 use crate::ffi::types::{fleets_result, FLEETS_OK};
-use crate::last_call;
 
 /// The library version, e.g. `"0.1.0"`, equal to `FLEETS_VERSION`.
 ///
@@ -14,6 +14,20 @@ use crate::last_call;
 #[no_mangle]
 pub extern "C" fn fleets_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Whether an API call that returned `result` may have delivered its request to the server:
+/// true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, a timeout or I/O failure (2xx after
+/// the connection was made), every HTTP status error (3xx) and 9xx; false when the request
+/// certainly was not sent (1xx argument and configuration errors, `FLEETS_ERR_CONNECT`,
+/// `FLEETS_ERR_TLS`), so that sending it again cannot make a duplicate. An unknown value is
+/// treated as "may have been sent". Thread-safe; no state.
+#[no_mangle]
+pub extern "C" fn fleets_result_request_sent(result: fleets_result) -> bool {
+    guard_value(true, || match ErrorCode::from_raw(result) {
+        Some(code) => code.request_may_have_been_sent(),
+        None => true,
+    })
 }
 
 /// The name of a result code, e.g. `"FLEETS_ERR_TIMEOUT"`; `"FLEETS_ERR_UNKNOWN"` for a

@@ -8,6 +8,7 @@ mod boundary;
 mod calls;
 mod client;
 mod json;
+mod last_call;
 mod library;
 mod types;
 

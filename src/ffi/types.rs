@@ -6,6 +6,18 @@ use crate::Client;
 
 /// Result of every fallible function. `FLEETS_OK` (0) is success; the other values are the
 /// `FLEETS_ERR_*` constants, stable and never reused. `fleets_result_name()` names them.
+///
+/// The hundreds tell the group:
+/// - 1xx: the arguments or configuration were refused before anything was sent (103,
+///   `FLEETS_ERR_BUFFER_TOO_SMALL`, is the exception: the request was done and its response
+///   is kept for `fleets_last_response`);
+/// - 2xx: the transport failed: no connection (200), TLS (201), or the exchange broke off
+///   (timeout 202, I/O 203), in which case the server may have received the request;
+/// - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`);
+/// - 4xx: reserved for local storage (the outbox);
+/// - 9xx: a bug in libfleets or resource exhaustion.
+///
+/// `fleets_result_request_sent()` tells whether a failed call may have reached the server.
 pub type fleets_result = u32;
 
 /// Success (HTTP 2xx for API calls).
