@@ -23,6 +23,8 @@ pub enum ErrorCode {
     JsonNoValue = 105,
     /// A JSON value exists but has another type.
     JsonType = 106,
+    /// An application callback asked to stop (a download's progress callback).
+    Canceled = 107,
     /// DNS failure, connection refused, host unreachable.
     Connect = 200,
     /// TLS handshake or certificate verification failed.
@@ -51,6 +53,15 @@ pub enum ErrorCode {
     Http = 308,
     /// A 2xx body that is not JSON, or a body over the size limit.
     BadResponse = 309,
+    /// A downloaded file's SHA-256 is not the expected one.
+    HashMismatch = 310,
+    /// A download had to resume, the server ignored the `Range` request, and starting over
+    /// was not allowed.
+    RangeNotSupported = 311,
+    /// Local storage is full (`ENOSPC`, `EDQUOT`).
+    DiskFull = 420,
+    /// A local file could not be read, written, synced or renamed (other than a full disk).
+    Storage = 421,
     /// A panic was caught at the C boundary (a bug).
     Panic = 900,
     /// A bug or resource exhaustion with no better code.
@@ -59,7 +70,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in value order.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::NullArgument,
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
@@ -67,6 +78,7 @@ impl ErrorCode {
         ErrorCode::InvalidConfig,
         ErrorCode::JsonNoValue,
         ErrorCode::JsonType,
+        ErrorCode::Canceled,
         ErrorCode::Connect,
         ErrorCode::Tls,
         ErrorCode::Timeout,
@@ -81,6 +93,10 @@ impl ErrorCode {
         ErrorCode::Server,
         ErrorCode::Http,
         ErrorCode::BadResponse,
+        ErrorCode::HashMismatch,
+        ErrorCode::RangeNotSupported,
+        ErrorCode::DiskFull,
+        ErrorCode::Storage,
         ErrorCode::Panic,
         ErrorCode::Internal,
     ];
@@ -101,6 +117,7 @@ impl ErrorCode {
             ErrorCode::InvalidConfig => c"FLEETS_ERR_INVALID_CONFIG",
             ErrorCode::JsonNoValue => c"FLEETS_ERR_JSON_NO_VALUE",
             ErrorCode::JsonType => c"FLEETS_ERR_JSON_TYPE",
+            ErrorCode::Canceled => c"FLEETS_ERR_CANCELED",
             ErrorCode::Connect => c"FLEETS_ERR_CONNECT",
             ErrorCode::Tls => c"FLEETS_ERR_TLS",
             ErrorCode::Timeout => c"FLEETS_ERR_TIMEOUT",
@@ -115,6 +132,10 @@ impl ErrorCode {
             ErrorCode::Server => c"FLEETS_ERR_SERVER",
             ErrorCode::Http => c"FLEETS_ERR_HTTP",
             ErrorCode::BadResponse => c"FLEETS_ERR_BAD_RESPONSE",
+            ErrorCode::HashMismatch => c"FLEETS_ERR_HASH_MISMATCH",
+            ErrorCode::RangeNotSupported => c"FLEETS_ERR_RANGE_NOT_SUPPORTED",
+            ErrorCode::DiskFull => c"FLEETS_ERR_DISK_FULL",
+            ErrorCode::Storage => c"FLEETS_ERR_STORAGE",
             ErrorCode::Panic => c"FLEETS_ERR_PANIC",
             ErrorCode::Internal => c"FLEETS_ERR_INTERNAL",
         }

@@ -9,12 +9,14 @@ use crate::Client;
 ///
 /// The hundreds tell the group:
 /// - 1xx: the arguments or configuration were refused before anything was sent (103,
-///   `FLEETS_ERR_BUFFER_TOO_SMALL`, is the exception: the request was done and its response
-///   is kept for `fleets_last_response`);
+///   `FLEETS_ERR_BUFFER_TOO_SMALL`, is an exception: the request was done and its response
+///   is kept for `fleets_last_response`; so is 107, `FLEETS_ERR_CANCELED`: a callback of the
+///   application stopped a workflow that may have sent requests);
 /// - 2xx: the transport failed: no connection (200), TLS (201), or the exchange broke off
 ///   (timeout 202, I/O 203), in which case the server may have received the request;
-/// - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`);
-/// - 4xx: reserved for local storage (the outbox);
+/// - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`), or with
+///   a response that cannot be used (309 to 311);
+/// - 4xx: local storage (the outbox, state files and downloads);
 /// - 9xx: a bug in libfleets or resource exhaustion.
 ///
 /// `fleets_result_request_sent()` tells whether a failed call may have reached the server.
@@ -38,6 +40,9 @@ pub const FLEETS_ERR_INVALID_CONFIG: fleets_result = 104;
 pub const FLEETS_ERR_JSON_NO_VALUE: fleets_result = 105;
 /// A JSON value exists but has another type (JSON helpers).
 pub const FLEETS_ERR_JSON_TYPE: fleets_result = 106;
+/// An application callback asked to stop: a download's progress callback returned false.
+/// Requests may have been sent; a download keeps its `.part` file and resumes next time.
+pub const FLEETS_ERR_CANCELED: fleets_result = 107;
 /// DNS failure, connection refused, host unreachable.
 pub const FLEETS_ERR_CONNECT: fleets_result = 200;
 /// TLS handshake or certificate verification failed.
@@ -66,6 +71,20 @@ pub const FLEETS_ERR_SERVER: fleets_result = 307;
 pub const FLEETS_ERR_HTTP: fleets_result = 308;
 /// A 2xx response whose body is not JSON, or a response over the size limit.
 pub const FLEETS_ERR_BAD_RESPONSE: fleets_result = 309;
+/// `fleets_download`: the downloaded file's SHA-256 is not the expected one (after one
+/// fresh download from the start). Nothing was installed and the partial file was removed.
+pub const FLEETS_ERR_HASH_MISMATCH: fleets_result = 310;
+/// `fleets_download` with `FLEETS_DOWNLOAD_NO_RESTART`: the download had to resume, but the
+/// server answered the `Range` request with the whole file (no range support, or the file
+/// changed). The partial file is kept.
+pub const FLEETS_ERR_RANGE_NOT_SUPPORTED: fleets_result = 311;
+/// Local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a download.
+/// Partial downloads are kept so that the download resumes once space is freed.
+pub const FLEETS_ERR_DISK_FULL: fleets_result = 420;
+/// A local file (a state file, a download) could not be created, read, written, synced or
+/// renamed, for a reason other than a full disk (permissions, I/O error, a missing
+/// directory, a state file that is not ours); the message names the file.
+pub const FLEETS_ERR_STORAGE: fleets_result = 421;
 /// A bug: a panic was caught at the C boundary.
 pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
@@ -132,6 +151,7 @@ mod tests {
             (FLEETS_ERR_INVALID_CONFIG, ErrorCode::InvalidConfig),
             (FLEETS_ERR_JSON_NO_VALUE, ErrorCode::JsonNoValue),
             (FLEETS_ERR_JSON_TYPE, ErrorCode::JsonType),
+            (FLEETS_ERR_CANCELED, ErrorCode::Canceled),
             (FLEETS_ERR_CONNECT, ErrorCode::Connect),
             (FLEETS_ERR_TLS, ErrorCode::Tls),
             (FLEETS_ERR_TIMEOUT, ErrorCode::Timeout),
@@ -146,6 +166,10 @@ mod tests {
             (FLEETS_ERR_SERVER, ErrorCode::Server),
             (FLEETS_ERR_HTTP, ErrorCode::Http),
             (FLEETS_ERR_BAD_RESPONSE, ErrorCode::BadResponse),
+            (FLEETS_ERR_HASH_MISMATCH, ErrorCode::HashMismatch),
+            (FLEETS_ERR_RANGE_NOT_SUPPORTED, ErrorCode::RangeNotSupported),
+            (FLEETS_ERR_DISK_FULL, ErrorCode::DiskFull),
+            (FLEETS_ERR_STORAGE, ErrorCode::Storage),
             (FLEETS_ERR_PANIC, ErrorCode::Panic),
             (FLEETS_ERR_INTERNAL, ErrorCode::Internal),
         ];
