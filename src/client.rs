@@ -496,6 +496,41 @@ impl Client {
     }
 }
 
+/// What the workflows (`src/workflows`) build on: the agent with its TLS, proxy and pool, the
+/// credentials, the limits and the error clean-up of the ThingDatas calls.
+impl Client {
+    pub(crate) fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    pub(crate) fn authorization(&self) -> &HeaderValue {
+        &self.authorization
+    }
+
+    /// `scheme://authority[/base]` of the endpoint.
+    pub(crate) fn endpoint_base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    pub(crate) fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
+    /// An error as the ThingDatas calls return it: the proxy named in a connect failure, no
+    /// secret and no control characters in the message.
+    pub(crate) fn clean_error(&self, err: Error) -> Error {
+        self.scrub(self.name_the_proxy(err))
+    }
+}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")

@@ -38,6 +38,8 @@ mod transport;
 mod validate;
 /// cbindgen:ignore
 mod wire;
+/// cbindgen:ignore
+pub mod workflows;
 
 pub use client::{
     Client, Event, ReportOptions, INPUT_BUFFER_BYTES, MAX_IDLE_AGE, MAX_IDLE_CONNECTIONS,
@@ -55,6 +57,12 @@ pub use retry::{
 };
 pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
 pub use wire::{ExecutionStatus, Severity};
+pub use workflows::download::{DownloadOptions, DownloadReport, DOWNLOAD_CHUNK_BYTES};
+pub use workflows::job_agent::{
+    JobAgent, JobOutcome, JobRun, JobStep, StepResult, DEFAULT_MAX_STEP_ATTEMPTS,
+    MAX_JOB_DETAILS_BYTES, MAX_JOB_STEPS,
+};
+pub use workflows::shadow_sync::{ShadowSyncReport, SHADOW_SYNC_MAX_ROUNDS};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod delay_relay;
+pub mod file_server;
 pub mod nginx;
 pub mod raw_server;
 
