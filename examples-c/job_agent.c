@@ -1,42 +1,69 @@
 /*
- * job_agent.c: a device-side job agent for EMQX Fleets over HTTPS with libfleets.
+ * job_agent.c: an over-the-air (OTA) firmware agent for EMQX Fleets over HTTPS, built on the
+ * libfleets workflows:
  *
- *   1. poll the pending jobs;
- *   2. start the next job (start-next), read its job document with the JSON helpers;
- *   3. report IN_PROGRESS, "install" the document, report SUCCEEDED or FAILED with
- *      statusDetails, passing the execution's versionNumber for optimistic locking;
- *   4. repeat until no job is pending;
- *   5. answer a command execution (--command ID; over HTTPS-only the execution id reaches the
- *      device out of band, e.g. over MQTT or a local channel).
+ *   1. shadow sync (fleets_shadow_sync_with_state_file): applies the desired "autoReboot"
+ *      (whether the agent may reboot without asking) and reports the firmware version;
+ *   2. job agent (fleets_job_agent_run_once): runs "updateFirmware" jobs until none is
+ *      pending, surviving crashes and reboots; any other action is REJECTED by libfleets;
+ *   3. resumable verified download (fleets_download) of the image the job names.
  *
- * The job documents it understands:
- *   {"operation":"install","package":"thermostat-firmware","version":"2.0.0", ...}
- * Anything else is reported FAILED with a reason in statusDetails.
+ * An "updateFirmware" job document:
+ *   {"action":"updateFirmware","params":{"version":"2.0.0","url":"https://...","sha256":"<64 hex>"}}
+ * runs as four steps, each recorded by libfleets in the state directory before and after it
+ * runs, so that a crash or power cut resumes the job where it was:
+ *   0 download  fleets_download into <firmware-dir>/firmware.new: resumes a partial download,
+ *               verifies the SHA-256, syncs and renames into place;
+ *   1 install   renames firmware.new over firmware.bin (atomic: the installed image is the old
+ *               one or the complete new one), writes firmware.version; the next step is a
+ *               reboot, so it waits for the gate (autoReboot);
+ *   2 reboot    asks for a reboot: the agent exits with status 3 and is started again (by
+ *               systemd, a supervisor, or the test); the next start finds the step started
+ *               (attempt 2): the reboot happened;
+ *   3 confirm   checks the running version and reports SUCCEEDED {"installedVersion": ...}.
  *
  * Configuration comes from the environment (fleets_config_from_env):
  *   FLEETS_ENDPOINT, FLEETS_API_KEY, FLEETS_API_SECRET and optionally FLEETS_CA_FILE.
  *
- * Usage: job_agent [--thing NAME] [--command EXECUTION_ID] [--max-jobs N]
+ * Usage: job_agent [--thing NAME] [--state-dir DIR] [--firmware-dir DIR] [--journal FILE]
+ *                  [--max-jobs N]
+ *   --state-dir     where libfleets keeps the job and shadow state (default .)
+ *   --firmware-dir  where firmware.bin, firmware.version and downloads live (default .)
+ *   --journal       append "begin/end <job> <step> ..." lines, one per handler call (an audit
+ *                   trail; the kill test reads it)
  *
- * Exit status: 0 when every job and the command were answered (a job reported FAILED is
- * still a success of the agent), 1 on a failed call, 2 on bad usage.
+ * Exit status: 0 when no job is left to run now (a job that FAILED is still a success of the
+ * agent), 3 when it asks to be restarted after a reboot, 1 on a failed call, 2 on bad usage.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <fleets.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define RESPONSE_CAP 8192
-#define FIELD_CAP 128
+#define FIELD_CAP 256
+#define PATH_CAP 1024
+#define EXIT_REBOOT 3
 
-static const char *thing = "thermostat-001";
-static char firmware_version[FIELD_CAP] = "1.0.0";
+struct agent {
+    const char *thing;
+    const char *state_dir;
+    const char *firmware_dir;
+    const char *journal;
+    bool auto_reboot;      /* desired "autoReboot", applied by the shadow sync */
+    bool reboot_requested; /* step 2 asked for a reboot: exit 3 once the run is over */
+    char version[FIELD_CAP];
+};
 
-/* Prints why a libfleets call failed: result name, HTTP status, message, response body. */
-static void report_failure(const char *what, fleets_result rc, const char *body)
+/* Prints why a libfleets call failed: result name, HTTP status, message. */
+static void report_failure(const char *what, fleets_result rc)
 {
     char msg[512];
     size_t len = fleets_last_error_message(msg, sizeof msg);
@@ -48,219 +75,258 @@ static void report_failure(const char *what, fleets_result rc, const char *body)
     if (len > 0)
         fprintf(stderr, ": %s%s", msg, len >= sizeof msg ? "..." : "");
     fputc('\n', stderr);
-    if (body != NULL && body[0] != '\0')
-        fprintf(stderr, "job_agent:   response: %s\n", body);
 }
 
-/* Appends `s` as a JSON string literal to buf (of size cap, holding len bytes). */
-static bool json_append_string(char *buf, size_t cap, size_t *len, const char *s)
+static bool join(char *out, const char *dir, const char *name)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = *len;
+    int n = snprintf(out, PATH_CAP, "%s/%s", dir, name);
+    return n > 0 && n < PATH_CAP;
+}
 
-    if (n + 1 >= cap)
+/* Appends one line to the journal (when there is one) with a single write(2). */
+static void journal(const struct agent *a, const char *line)
+{
+    int fd;
+    if (a->journal == NULL)
+        return;
+    fd = open(a->journal, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0)
+        return;
+    if (write(fd, line, strlen(line)) < 0)
+        perror("job_agent: journal");
+    close(fd);
+}
+
+/* Makes a rename in `dir` durable. */
+static bool sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Replaces <dir>/<name> with `text` atomically (temporary file, fsync, rename, fsync dir). */
+static bool write_file_atomic(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_CAP], tmp[PATH_CAP];
+    FILE *f;
+    bool ok;
+
+    if (!join(path, dir, name) || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return false;
-    buf[n++] = '"';
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (n + 7 >= cap)
-            return false;
-        if (c == '"' || c == '\\') {
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return false;
+    ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    return ok && rename(tmp, path) == 0 && sync_dir(dir);
+}
+
+/* The installed firmware version: <firmware-dir>/firmware.version, "1.0.0" when absent. */
+static void read_version(struct agent *a)
+{
+    char path[PATH_CAP];
+    FILE *f;
+
+    strcpy(a->version, "1.0.0");
+    if (!join(path, a->firmware_dir, "firmware.version") || (f = fopen(path, "r")) == NULL)
+        return;
+    if (fgets(a->version, sizeof a->version, f) == NULL)
+        strcpy(a->version, "1.0.0");
+    a->version[strcspn(a->version, "\r\n")] = '\0';
+    fclose(f);
+}
+
+/* Writes {"<key>":"<value>"} into buf, the value JSON-escaped (control characters dropped). */
+static void json_object1(char *buf, size_t cap, const char *key, const char *value)
+{
+    size_t n = (size_t)snprintf(buf, cap, "{\"%s\":\"", key);
+    for (; *value != '\0' && n + 4 < cap; value++) {
+        unsigned char c = (unsigned char)*value;
+        if (c < 0x20)
+            continue;
+        if (c == '"' || c == '\\')
             buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20) {
-            memcpy(buf + n, "\\u00", 4);
-            buf[n + 4] = hex[c >> 4];
-            buf[n + 5] = hex[c & 0xf];
-            n += 6;
-        } else {
-            buf[n++] = (char)c;
+        buf[n++] = (char)c;
+    }
+    if (n + 3 > cap)
+        n = cap - 3;
+    buf[n++] = '"';
+    buf[n++] = '}';
+    buf[n] = '\0';
+}
+
+/* ------------------------------------------------------------------------ shadow sync */
+
+static bool on_delta(const char *key, const char *value_json, void *user)
+{
+    struct agent *a = user;
+    if (strcmp(key, "autoReboot") == 0) {
+        if (strcmp(value_json, "true") == 0 || strcmp(value_json, "false") == 0) {
+            a->auto_reboot = value_json[0] == 't';
+            printf("  desired autoReboot=%s applied\n", value_json);
+            return true;
         }
     }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    *len = n;
+    printf("  desired %s=%s declined (not supported)\n", key, value_json);
+    return false;
+}
+
+/* ------------------------------------------------------------------------ download */
+
+static bool on_progress(uint64_t received, uint64_t total, void *user)
+{
+    uint64_t *next_report = user;
+    if (received >= *next_report || received == total) {
+        printf("  download %llu/%llu bytes\n", (unsigned long long)received,
+               (unsigned long long)total);
+        fflush(stdout);
+        *next_report = received + (total > 0 ? total / 4 : 1048576);
+    }
     return true;
 }
 
-/* Builds {"<k1>":"<v1>","<k2>":"<v2>"} (k2 may be NULL) with the values JSON-escaped. */
-static bool json_object2(char *buf, size_t cap, const char *k1, const char *v1, const char *k2,
-                         const char *v2)
+/* ------------------------------------------------------------------------ the OTA handler */
+
+static fleets_job_step_result fail(fleets_job_step_t *step, fleets_job_step_result result,
+                                   const char *reason)
 {
-    size_t len = 0;
-    int n = snprintf(buf, cap, "{\"%s\":", k1);
-    if (n < 0 || (size_t)n >= cap)
-        return false;
-    len = (size_t)n;
-    if (!json_append_string(buf, cap, &len, v1))
-        return false;
-    if (k2 != NULL) {
-        n = snprintf(buf + len, cap - len, ",\"%s\":", k2);
-        if (n < 0 || (size_t)n >= cap - len)
-            return false;
-        len += (size_t)n;
-        if (!json_append_string(buf, cap, &len, v2))
-            return false;
-    }
-    if (len + 2 > cap)
-        return false;
-    buf[len++] = '}';
-    buf[len] = '\0';
-    return true;
+    printf("  job %s step %u: %s\n", step->job_id, (unsigned)step->step, reason);
+    json_object1(step->details, step->details_cap, "reason", reason);
+    return result;
 }
 
-/*
- * Reports a status and returns the execution's new versionNumber in *version (the expected
- * version of the next update).
- */
-static fleets_result update_job(fleets_client_t *client, const char *job_id,
-                                fleets_execution_status status, const char *details,
-                                int64_t *version)
+static fleets_job_step_result download_step(struct agent *a, fleets_job_step_t *step,
+                                            const char *url, const char *sha256)
 {
-    char out[RESPONSE_CAP];
-    size_t out_len = 0;
-    int64_t new_version = 0;
-    fleets_result rc = fleets_jobs_update(client, thing, job_id, status, details,
-                                          (uint64_t)*version, NULL, out, sizeof out, &out_len);
-    if (rc != FLEETS_OK) {
-        report_failure("job update", rc, out);
-        return rc;
-    }
-    rc = fleets_json_get_i64(out, "/executionState/versionNumber", &new_version);
-    if (rc != FLEETS_OK) {
-        report_failure("reading /executionState/versionNumber", rc, out);
-        return rc;
-    }
-    printf("  update   %s -> version %lld\n",
-           status == FLEETS_EXECUTION_IN_PROGRESS ? "IN_PROGRESS"
-           : status == FLEETS_EXECUTION_SUCCEEDED ? "SUCCEEDED"
-                                                  : "FAILED",
-           (long long)new_version);
-    *version = new_version;
-    return FLEETS_OK;
-}
-
-/*
- * "Installs" a job document: checks it and, for a real device, would download, verify and
- * flash the package. On failure writes a reason to `reason`.
- */
-static bool install(const char *execution, char *reason, size_t reason_cap)
-{
-    char operation[FIELD_CAP];
-    char package[FIELD_CAP];
-    char version[FIELD_CAP];
+    char dest[PATH_CAP];
+    uint64_t next_report = 0;
     fleets_result rc;
 
-    rc = fleets_json_get_string(execution, "/jobDocument/operation", operation, sizeof operation,
-                                NULL);
-    if (rc != FLEETS_OK) {
-        snprintf(reason, reason_cap, "jobDocument.operation: %s", fleets_result_name(rc));
-        return false;
+    if (!join(dest, a->firmware_dir, "firmware.new"))
+        return fail(step, FLEETS_JOB_STEP_FAILED, "firmware directory path too long");
+    rc = fleets_download(step->client, url, sha256, dest, 0, on_progress, &next_report);
+    switch (rc) {
+    case FLEETS_OK:
+        return FLEETS_JOB_STEP_NEXT;
+    case FLEETS_ERR_HASH_MISMATCH:
+        return fail(step, FLEETS_JOB_STEP_FAILED, "the image does not match its sha256");
+    case FLEETS_ERR_INVALID_ARGUMENT:
+        return fail(step, FLEETS_JOB_STEP_REJECTED, "bad url or sha256 in the job document");
+    case FLEETS_ERR_CONNECT:
+    case FLEETS_ERR_TIMEOUT:
+    case FLEETS_ERR_IO:
+    case FLEETS_ERR_SERVER:
+    case FLEETS_ERR_RATE_LIMITED:
+    case FLEETS_ERR_DISK_FULL:
+        /* The partial download stays; a later run resumes it. */
+        report_failure("firmware download", rc);
+        return fail(step, FLEETS_JOB_STEP_RETRY, fleets_result_name(rc));
+    default:
+        report_failure("firmware download", rc);
+        return fail(step, FLEETS_JOB_STEP_FAILED, fleets_result_name(rc));
     }
-    if (strcmp(operation, "install") != 0) {
-        snprintf(reason, reason_cap, "unsupported operation");
-        return false;
-    }
-    rc = fleets_json_get_string(execution, "/jobDocument/package", package, sizeof package, NULL);
-    if (rc != FLEETS_OK) {
-        snprintf(reason, reason_cap, "jobDocument.package: %s", fleets_result_name(rc));
-        return false;
-    }
-    rc = fleets_json_get_string(execution, "/jobDocument/version", version, sizeof version, NULL);
-    if (rc != FLEETS_OK) {
-        snprintf(reason, reason_cap, "jobDocument.version: %s", fleets_result_name(rc));
-        return false;
-    }
-    printf("  install  %s %s (was %s)\n", package, version, firmware_version);
-    memcpy(firmware_version, version, sizeof firmware_version);
-    return true;
 }
 
-/* Runs one job. *none = true when nothing was pending. */
-static fleets_result run_next_job(fleets_client_t *client, bool *none)
+static fleets_job_step_result install_step(struct agent *a, fleets_job_step_t *step,
+                                           const char *version)
 {
-    char out[RESPONSE_CAP];
-    char execution[RESPONSE_CAP];
-    char job_id[FIELD_CAP];
-    char details[256];
-    char reason[160];
-    size_t len = 0;
-    int64_t version = 0;
-    fleets_result rc;
+    char from[PATH_CAP], to[PATH_CAP];
 
-    *none = false;
-    rc = fleets_jobs_start_next(client, thing, "{\"agent\":\"job_agent\"}", 10, NULL, out,
-                                sizeof out, &len);
-    if (rc != FLEETS_OK) {
-        report_failure("jobs start-next", rc, out);
-        return rc;
-    }
-    /* {} when nothing is pending, else {"execution":{..}}. */
-    rc = fleets_json_get(out, "/execution", execution, sizeof execution, &len);
-    if (rc == FLEETS_ERR_JSON_NO_VALUE) {
-        *none = true;
-        return FLEETS_OK;
-    }
-    if (rc != FLEETS_OK) {
-        report_failure("reading /execution", rc, out);
-        return rc;
-    }
-    if ((rc = fleets_json_get_string(execution, "/jobId", job_id, sizeof job_id, NULL)) != FLEETS_OK ||
-        (rc = fleets_json_get_i64(execution, "/versionNumber", &version)) != FLEETS_OK) {
-        report_failure("reading the execution", rc, execution);
-        return rc;
-    }
-    printf("  started  %s (version %lld): %s\n", job_id, (long long)version, execution);
-
-    if (!json_object2(details, sizeof details, "step", "installing", NULL, NULL))
-        return FLEETS_ERR_INTERNAL;
-    rc = update_job(client, job_id, FLEETS_EXECUTION_IN_PROGRESS, details, &version);
-    if (rc != FLEETS_OK)
-        return rc;
-
-    if (install(execution, reason, sizeof reason)) {
-        if (!json_object2(details, sizeof details, "installedVersion", firmware_version, NULL,
-                          NULL))
-            return FLEETS_ERR_INTERNAL;
-        return update_job(client, job_id, FLEETS_EXECUTION_SUCCEEDED, details, &version);
-    }
-    printf("  cannot install: %s\n", reason);
-    if (!json_object2(details, sizeof details, "reason", reason, "firmwareVersion",
-                      firmware_version))
-        return FLEETS_ERR_INTERNAL;
-    return update_job(client, job_id, FLEETS_EXECUTION_FAILED, details, &version);
+    if (!join(from, a->firmware_dir, "firmware.new") || !join(to, a->firmware_dir, "firmware.bin"))
+        return fail(step, FLEETS_JOB_STEP_FAILED, "firmware directory path too long");
+    /* Absent after a crash that followed the rename: the image is installed already. */
+    if (rename(from, to) != 0 && errno != ENOENT)
+        return fail(step, FLEETS_JOB_STEP_FAILED, "cannot install the image");
+    if (!sync_dir(a->firmware_dir) || !write_file_atomic(a->firmware_dir, "firmware.version", version))
+        return fail(step, FLEETS_JOB_STEP_RETRY, "cannot record the installed version");
+    printf("  installed firmware %s; the next step reboots\n", version);
+    return FLEETS_JOB_STEP_NEXT_GATED;
 }
 
-static fleets_result answer_command(fleets_client_t *client, const char *execution_id,
-                                    int jobs_done)
+static fleets_job_step_result update_firmware(fleets_job_step_t *step, void *user)
 {
-    char result[256];
-    char out[RESPONSE_CAP];
-    size_t len = 0;
-    int n;
-    fleets_result rc;
+    struct agent *a = user;
+    char url[2048], sha256[FIELD_CAP], version[FIELD_CAP], line[512];
+    fleets_job_step_result result;
 
-    if (!json_object2(result, sizeof result, "firmwareVersion", firmware_version, NULL, NULL))
-        return FLEETS_ERR_INTERNAL;
-    /* Append ,"jobsProcessed":N before the closing brace. */
-    len = strlen(result);
-    n = snprintf(result + len - 1, sizeof result - (len - 1), ",\"jobsProcessed\":%d}", jobs_done);
-    if (n < 0 || (size_t)n >= sizeof result - (len - 1))
-        return FLEETS_ERR_INTERNAL;
+    snprintf(line, sizeof line, "begin %s %u %u\n", step->job_id, (unsigned)step->step,
+             (unsigned)step->attempt);
+    journal(a, line);
+    printf("  job %s step %u (attempt %u)\n", step->job_id, (unsigned)step->step,
+           (unsigned)step->attempt);
+    fflush(stdout);
 
-    rc = fleets_command_respond(client, thing, execution_id, FLEETS_EXECUTION_SUCCEEDED, result,
-                                0 /* now */, out, sizeof out, &len);
-    if (rc != FLEETS_OK) {
-        report_failure("command response", rc, out);
-        return rc;
+    if (fleets_json_get_string(step->document_json, "/params/url", url, sizeof url, NULL) != FLEETS_OK ||
+        fleets_json_get_string(step->document_json, "/params/sha256", sha256, sizeof sha256, NULL) != FLEETS_OK ||
+        fleets_json_get_string(step->document_json, "/params/version", version, sizeof version, NULL) != FLEETS_OK)
+        return fail(step, FLEETS_JOB_STEP_REJECTED, "params.url, params.sha256 and params.version are required");
+
+    switch (step->step) {
+    case 0:
+        result = download_step(a, step, url, sha256);
+        break;
+    case 1:
+        result = install_step(a, step, version);
+        break;
+    case 2:
+        if (step->attempt == 1) {
+            /* A real device would reboot here. The step stays started: the next start of
+             * the agent sees attempt 2, which means the reboot happened. */
+            printf("  rebooting into %s\n", version);
+            a->reboot_requested = true;
+            json_object1(step->details, step->details_cap, "state", "rebooting");
+            result = FLEETS_JOB_STEP_RETRY;
+        } else {
+            result = FLEETS_JOB_STEP_NEXT;
+        }
+        break;
+    default:
+        read_version(a);
+        if (strcmp(a->version, version) != 0) {
+            result = fail(step, FLEETS_JOB_STEP_FAILED, "the new firmware did not boot");
+        } else {
+            json_object1(step->details, step->details_cap, "installedVersion", a->version);
+            printf("  running firmware %s\n", a->version);
+            result = FLEETS_JOB_STEP_SUCCEEDED;
+        }
+        break;
     }
-    printf("  sent     SUCCEEDED %s\n  response %s\n", result, out);
-    return FLEETS_OK;
+    snprintf(line, sizeof line, "end %s %u %u\n", step->job_id, (unsigned)step->step,
+             (unsigned)result);
+    journal(a, line);
+    return result;
+}
+
+/* The gate before the reboot step: only when the operator allows automatic reboots. */
+static bool may_reboot(const fleets_job_step_t *step, void *user)
+{
+    struct agent *a = user;
+    printf("  job %s: reboot %s\n", step->job_id,
+           a->auto_reboot ? "allowed" : "deferred (desired autoReboot is false)");
+    return a->auto_reboot;
+}
+
+static const char *outcome_name(fleets_job_outcome_kind kind)
+{
+    switch (kind) {
+    case FLEETS_JOB_OUTCOME_NONE: return "no job pending";
+    case FLEETS_JOB_OUTCOME_SUCCEEDED: return "SUCCEEDED";
+    case FLEETS_JOB_OUTCOME_FAILED: return "FAILED";
+    case FLEETS_JOB_OUTCOME_REJECTED: return "REJECTED";
+    case FLEETS_JOB_OUTCOME_DEFERRED: return "deferred (waiting for the gate)";
+    case FLEETS_JOB_OUTCOME_RETRY_LATER: return "to be retried later";
+    case FLEETS_JOB_OUTCOME_ABANDONED: return "abandoned (canceled or timed out)";
+    default: return "?";
+    }
 }
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: job_agent [--thing NAME] [--command EXECUTION_ID] [--max-jobs N]\n"
+    fprintf(stderr, "usage: job_agent [--thing NAME] [--state-dir DIR] [--firmware-dir DIR] "
+                    "[--journal FILE] [--max-jobs N]\n"
                     "environment: FLEETS_ENDPOINT, FLEETS_API_KEY, FLEETS_API_SECRET, "
                     "[FLEETS_CA_FILE]\n");
     return 2;
@@ -268,23 +334,30 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *command_id = NULL;
+    struct agent a = {"thermostat-001", ".", ".", NULL, true, false, ""};
     long max_jobs = 10;
     fleets_config_t *config = NULL;
     fleets_client_t *client = NULL;
-    char out[RESPONSE_CAP];
-    size_t len = 0;
+    fleets_job_handler_t handler;
+    fleets_job_handlers_t handlers;
+    fleets_job_outcome_t outcome;
+    char path[PATH_CAP], reported[512];
+    uint64_t applied = 0;
     fleets_result rc;
-    int jobs_done = 0;
     int exit_code = 1;
+    long jobs = 0;
     int i;
 
     for (i = 1; i + 1 < argc; i += 2) {
         char *end = NULL;
         if (strcmp(argv[i], "--thing") == 0) {
-            thing = argv[i + 1];
-        } else if (strcmp(argv[i], "--command") == 0) {
-            command_id = argv[i + 1];
+            a.thing = argv[i + 1];
+        } else if (strcmp(argv[i], "--state-dir") == 0) {
+            a.state_dir = argv[i + 1];
+        } else if (strcmp(argv[i], "--firmware-dir") == 0) {
+            a.firmware_dir = argv[i + 1];
+        } else if (strcmp(argv[i], "--journal") == 0) {
+            a.journal = argv[i + 1];
         } else if (strcmp(argv[i], "--max-jobs") == 0) {
             max_jobs = strtol(argv[i + 1], &end, 10);
             if (*end != '\0' || max_jobs < 0)
@@ -295,49 +368,66 @@ int main(int argc, char **argv)
     }
     if (i != argc)
         return usage();
-
-    printf("job_agent: libfleets %s, thing %s\n", fleets_version(), thing);
+    read_version(&a);
+    printf("job_agent: libfleets %s, thing %s, firmware %s\n", fleets_version(), a.thing, a.version);
 
     rc = fleets_config_from_env(&config);
     if (rc != FLEETS_OK) {
-        report_failure("configuration from the environment", rc, NULL);
+        report_failure("configuration from the environment", rc);
         goto done;
     }
     rc = fleets_client_new(config, &client);
     fleets_config_free(config); /* only read by fleets_client_new */
     config = NULL;
     if (rc != FLEETS_OK) {
-        report_failure("client creation", rc, NULL);
+        report_failure("client creation", rc);
         goto done;
     }
 
-    printf("[1/3] pending jobs\n");
-    rc = fleets_jobs_get_pending(client, thing, "job-agent-poll", out, sizeof out, &len);
+    printf("[1/2] shadow sync\n");
+    if (!join(path, a.state_dir, "shadow-sync.json"))
+        goto done;
+    rc = fleets_shadow_sync_with_state_file(client, a.thing, on_delta, &a, path, &applied);
     if (rc != FLEETS_OK) {
-        report_failure("jobs get", rc, out);
+        report_failure("shadow sync", rc);
         goto done;
     }
-    printf("  response %s\n", out);
+    json_object1(reported, sizeof reported, "firmwareVersion", a.version);
+    rc = fleets_shadow_report(client, a.thing, reported, NULL, 0, NULL, 0, NULL);
+    if (rc != FLEETS_OK) {
+        report_failure("shadow report", rc);
+        goto done;
+    }
+    printf("  applied shadow version %llu, reported %s\n", (unsigned long long)applied, reported);
 
-    printf("[2/3] run jobs\n");
-    while (jobs_done < max_jobs) {
-        bool none = false;
-        if (run_next_job(client, &none) != FLEETS_OK)
+    printf("[2/2] jobs\n");
+    handler.action = "updateFirmware";
+    handler.run = update_firmware;
+    handler.user = &a;
+    memset(&handlers, 0, sizeof handlers);
+    handlers.handlers = &handler;
+    handlers.count = 1;
+    handlers.gate = may_reboot;
+    handlers.gate_user = &a;
+    handlers.job_timeout_minutes = 60; /* the server times out a job this device abandons */
+    handlers.max_attempts = 10;        /* starts of one step (crashes included) before FAILED */
+    for (;;) {
+        rc = fleets_job_agent_run_once(client, a.thing, &handlers, a.state_dir, &outcome);
+        if (rc != FLEETS_OK) {
+            report_failure("job agent", rc);
             goto done;
-        if (none)
+        }
+        printf("  job %s: %s%s\n", outcome.job_id[0] ? outcome.job_id : "-",
+               outcome_name(outcome.kind), outcome.resumed ? " (resumed)" : "");
+        if (outcome.kind == FLEETS_JOB_OUTCOME_NONE || outcome.kind == FLEETS_JOB_OUTCOME_DEFERRED ||
+            outcome.kind == FLEETS_JOB_OUTCOME_RETRY_LATER || ++jobs >= max_jobs)
             break;
-        jobs_done++;
     }
-    printf("  %d job(s) done, firmware %s\n", jobs_done, firmware_version);
-
-    if (command_id != NULL) {
-        printf("[3/3] answer command %s\n", command_id);
-        if (answer_command(client, command_id, jobs_done) != FLEETS_OK)
-            goto done;
-    } else {
-        printf("[3/3] no command to answer\n");
+    if (a.reboot_requested) {
+        printf("job_agent: rebooting (exit %d; start me again)\n", EXIT_REBOOT);
+        exit_code = EXIT_REBOOT;
+        goto done;
     }
-
     printf("job_agent: done\n");
     exit_code = 0;
 

@@ -37,6 +37,25 @@
 
 
 /**
+ * `fleets_download` flag: send the API key and secret to the URL's host even when it is not
+ * the configured endpoint's (scheme, host and port). They are never sent to a host reached
+ * through a redirect.
+ */
+#define FLEETS_DOWNLOAD_SEND_CREDENTIALS 1
+
+/**
+ * `fleets_download` flag: fail with `FLEETS_ERR_RANGE_NOT_SUPPORTED` instead of starting
+ * over from byte 0 when a resumed download meets a server that sends the whole file.
+ */
+#define FLEETS_DOWNLOAD_NO_RESTART 2
+
+/**
+ * Size of the buffer a handler may write status details into (`details_cap`): 1 KiB of
+ * JSON plus the NUL.
+ */
+#define FLEETS_JOB_DETAILS_CAP 1025
+
+/**
  * A client (opaque): a pool of keep-alive HTTPS connections to one endpoint. Created by
  * `fleets_client_new`, freed by `fleets_client_free`. Safe to use from many threads at
  * once; free it only when no call on it is running.
@@ -57,12 +76,14 @@ typedef struct fleets_config fleets_config;
  *
  * The hundreds tell the group:
  * - 1xx: the arguments or configuration were refused before anything was sent (103,
- *   `FLEETS_ERR_BUFFER_TOO_SMALL`, is the exception: the request was done and its response
- *   is kept for `fleets_last_response`);
+ *   `FLEETS_ERR_BUFFER_TOO_SMALL`, is an exception: the request was done and its response
+ *   is kept for `fleets_last_response`; so is 107, `FLEETS_ERR_CANCELED`: a callback of the
+ *   application stopped a workflow that may have sent requests);
  * - 2xx: the transport failed: no connection (200), TLS (201), or the exchange broke off
  *   (timeout 202, I/O 203), in which case the server may have received the request;
- * - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`);
- * - 4xx: reserved for local storage (the outbox);
+ * - 3xx: the server answered with an HTTP error status (`fleets_last_http_status`), or with
+ *   a response that cannot be used (309 to 311);
+ * - 4xx: local storage (the outbox, state files and downloads);
  * - 9xx: a bug in libfleets or resource exhaustion.
  *
  * `fleets_result_request_sent()` tells whether a failed call may have reached the server.
@@ -88,6 +109,196 @@ typedef uint32_t fleets_execution_status;
  * Client configuration handle; see `struct fleets_config`.
  */
 typedef fleets_config fleets_config_t;
+
+/**
+ * Called by `fleets_shadow_sync` with one top-level property of the shadow's `delta`: its
+ * `key` and its value as JSON text (`value_json`: a number, string, object...; for an
+ * object, only the members that differ from the reported state). Return true when the
+ * device applied the value (it is reported back), false when it did not (it is offered
+ * again by the next sync). Both strings are valid until the callback returns.
+ */
+typedef bool (*fleets_delta_fn)(const char *key,
+                                const char *value_json,
+                                void *user);
+
+/**
+ * What a job handler says after a step (`fleets_job_handler_fn`).
+ */
+typedef uint32_t fleets_job_step_result;
+
+/**
+ * The step a job handler is asked to run (`fleets_job_handler_fn`). Every pointer is valid
+ * only until the handler returns.
+ */
+typedef struct {
+  /**
+   * The client the agent runs with (for `fleets_download` and other calls).
+   */
+  const fleets_client_t *client;
+  /**
+   * The thing the agent works for.
+   */
+  const char *thing_name;
+  /**
+   * The job execution's job id.
+   */
+  const char *job_id;
+  /**
+   * The job document's `action`, the one the handler was registered for.
+   */
+  const char *action;
+  /**
+   * The whole job document, a JSON object (read parameters with `fleets_json_get_*`).
+   */
+  const char *document_json;
+  /**
+   * The step to run: 0, 1, 2...
+   */
+  uint32_t step;
+  /**
+   * 1 the first time this step runs; more when it was started before and did not finish
+   * (the process died, the device rebooted, the step returned `FLEETS_JOB_STEP_RETRY`):
+   * the step may have run partly and must cope with that.
+   */
+  uint32_t attempt;
+  /**
+   * Where the handler may write status details for the update that follows (the
+   * progress update, or the final status): a NUL-terminated JSON object. It holds "" on
+   * entry; "" means none. NULL for the gate.
+   */
+  char *details;
+  /**
+   * Size of `details` in bytes (`FLEETS_JOB_DETAILS_CAP`; 0 for the gate).
+   */
+  size_t details_cap;
+} fleets_job_step;
+
+/**
+ * A job step; see `fleets_job_step`.
+ */
+typedef fleets_job_step fleets_job_step_t;
+
+/**
+ * Runs one step of a job whose document's `action` it was registered for, and returns a
+ * `FLEETS_JOB_STEP_*` value (any other value ends the job `FAILED`). `step` and its strings
+ * are valid until it returns.
+ */
+typedef fleets_job_step_result (*fleets_job_handler_fn)(fleets_job_step_t *step,
+                                                        void *user);
+
+/**
+ * One entry of the handler table: jobs whose document has `"action": action` go to `run`,
+ * which gets `user` back.
+ */
+typedef struct {
+  /**
+   * The action (required, NUL-terminated).
+   */
+  const char *action;
+  /**
+   * The handler (required).
+   */
+  fleets_job_handler_fn run;
+  /**
+   * Passed back to `run`.
+   */
+  void *user;
+} fleets_job_handler;
+
+/**
+ * A handler table entry; see `fleets_job_handler`.
+ */
+typedef fleets_job_handler fleets_job_handler_t;
+
+/**
+ * Asked before a step that the previous one marked disruptive (`FLEETS_JOB_STEP_NEXT_GATED`):
+ * return true to run it now, false to defer it (the job stays `IN_PROGRESS`;
+ * `fleets_job_agent_run_once` returns `FLEETS_JOB_OUTCOME_DEFERRED` and asks again on its
+ * next run). `step->details` is NULL.
+ */
+typedef bool (*fleets_job_gate_fn)(const fleets_job_step_t *step,
+                                   void *user);
+
+/**
+ * What `fleets_job_agent_run_once` works with: the handlers, the optional gate and limits.
+ * Read during the call only.
+ */
+typedef struct {
+  /**
+   * `count` entries (may be NULL when `count` is 0: every job is then `REJECTED`).
+   */
+  const fleets_job_handler_t *handlers;
+  /**
+   * Number of entries. A later entry for the same action replaces an earlier one.
+   */
+  size_t count;
+  /**
+   * The gate for disruptive steps; NULL runs them at once.
+   */
+  fleets_job_gate_fn gate;
+  /**
+   * Passed back to `gate`.
+   */
+  void *gate_user;
+  /**
+   * Minutes the server gives a claimed job before it times it out (`TIMED_OUT`), counted
+   * from the claim (start-next's `stepTimeoutInMinutes`); 0 leaves it to the server.
+   */
+  uint32_t job_timeout_minutes;
+  /**
+   * Starts of one step at most (crashes and retries included) before the job is reported
+   * `FAILED`; 0 means 3.
+   */
+  uint32_t max_attempts;
+} fleets_job_handlers;
+
+/**
+ * The handler table; see `fleets_job_handlers`.
+ */
+typedef fleets_job_handlers fleets_job_handlers_t;
+
+/**
+ * How `fleets_job_agent_run_once` ended (`fleets_job_outcome_t.kind`).
+ */
+typedef uint32_t fleets_job_outcome_kind;
+
+/**
+ * What `fleets_job_agent_run_once` did; written only when it returns `FLEETS_OK`.
+ */
+typedef struct {
+  /**
+   * A `FLEETS_JOB_OUTCOME_*` value.
+   */
+  fleets_job_outcome_kind kind;
+  /**
+   * The step reached: the next to run, or the last one run for a finished job.
+   */
+  uint32_t step;
+  /**
+   * The job had been claimed by an earlier run (it was in the state directory).
+   */
+  bool resumed;
+  /**
+   * The job id, NUL-terminated ("" with `FLEETS_JOB_OUTCOME_NONE`). Job ids are at most
+   * 128 bytes.
+   */
+  char job_id[129];
+} fleets_job_outcome;
+
+/**
+ * The outcome of a job agent run; see `fleets_job_outcome`.
+ */
+typedef fleets_job_outcome fleets_job_outcome_t;
+
+/**
+ * Called by `fleets_download` when the transfer starts and after every chunk written:
+ * `received` bytes of `total` are in the partial file (`total` is 0 when the server did not
+ * say). Return true to go on, false to stop the download with `FLEETS_ERR_CANCELED` (the
+ * partial file stays, and the next call resumes it).
+ */
+typedef bool (*fleets_progress_fn)(uint64_t received,
+                                   uint64_t total,
+                                   void *user);
 
 /**
  * Success (HTTP 2xx for API calls).
@@ -130,6 +341,12 @@ typedef fleets_config fleets_config_t;
  * A JSON value exists but has another type (JSON helpers).
  */
 #define FLEETS_ERR_JSON_TYPE 106
+
+/**
+ * An application callback asked to stop: a download's progress callback returned false.
+ * Requests may have been sent; a download keeps its `.part` file and resumes next time.
+ */
+#define FLEETS_ERR_CANCELED 107
 
 /**
  * DNS failure, connection refused, host unreachable.
@@ -202,6 +419,32 @@ typedef fleets_config fleets_config_t;
 #define FLEETS_ERR_BAD_RESPONSE 309
 
 /**
+ * `fleets_download`: the downloaded file's SHA-256 is not the expected one (after one
+ * fresh download from the start). Nothing was installed and the partial file was removed.
+ */
+#define FLEETS_ERR_HASH_MISMATCH 310
+
+/**
+ * `fleets_download` with `FLEETS_DOWNLOAD_NO_RESTART`: the download had to resume, but the
+ * server answered the `Range` request with the whole file (no range support, or the file
+ * changed). The partial file is kept.
+ */
+#define FLEETS_ERR_RANGE_NOT_SUPPORTED 311
+
+/**
+ * Local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a download.
+ * Partial downloads are kept so that the download resumes once space is freed.
+ */
+#define FLEETS_ERR_DISK_FULL 420
+
+/**
+ * A local file (a state file, a download) could not be created, read, written, synced or
+ * renamed, for a reason other than a full disk (permissions, I/O error, a missing
+ * directory, a state file that is not ours); the message names the file.
+ */
+#define FLEETS_ERR_STORAGE 421
+
+/**
  * A bug: a panic was caught at the C boundary.
  */
 #define FLEETS_ERR_PANIC 900
@@ -250,6 +493,74 @@ typedef fleets_config fleets_config_t;
  * Sent as `"REJECTED"`.
  */
 #define FLEETS_EXECUTION_REJECTED 4
+
+/**
+ * The step is done; the agent records it, reports progress and runs the next step now.
+ */
+#define FLEETS_JOB_STEP_NEXT 1
+
+/**
+ * The step is done; the next step is disruptive (e.g. a reboot) and runs only when the gate
+ * of `fleets_job_handlers_t` allows it (now or on a later run).
+ */
+#define FLEETS_JOB_STEP_NEXT_GATED 2
+
+/**
+ * The job is done: the agent reports `SUCCEEDED` with the step's details.
+ */
+#define FLEETS_JOB_STEP_SUCCEEDED 3
+
+/**
+ * The job failed: the agent reports `FAILED` with the step's details (say why).
+ */
+#define FLEETS_JOB_STEP_FAILED 4
+
+/**
+ * This device will not do the job (a bad document): the agent reports `REJECTED`.
+ */
+#define FLEETS_JOB_STEP_REJECTED 5
+
+/**
+ * The step could not run now (network down, busy): it runs again on a later
+ * `fleets_job_agent_run_once`, with a higher attempt number. It counts as an attempt.
+ */
+#define FLEETS_JOB_STEP_RETRY 6
+
+/**
+ * No job was pending.
+ */
+#define FLEETS_JOB_OUTCOME_NONE 0
+
+/**
+ * The job ended `SUCCEEDED` (reported now, or found so at the server).
+ */
+#define FLEETS_JOB_OUTCOME_SUCCEEDED 1
+
+/**
+ * The job ended `FAILED`.
+ */
+#define FLEETS_JOB_OUTCOME_FAILED 2
+
+/**
+ * The job ended `REJECTED` (e.g. no handler for its action).
+ */
+#define FLEETS_JOB_OUTCOME_REJECTED 3
+
+/**
+ * The next step waits for the gate; the job stays `IN_PROGRESS` and resumes on a later run.
+ */
+#define FLEETS_JOB_OUTCOME_DEFERRED 4
+
+/**
+ * A step asked to be run again later (`FLEETS_JOB_STEP_RETRY`); the job stays `IN_PROGRESS`.
+ */
+#define FLEETS_JOB_OUTCOME_RETRY_LATER 5
+
+/**
+ * The job was canceled, timed out or removed at the server while this device held it; its
+ * local state was dropped.
+ */
+#define FLEETS_JOB_OUTCOME_ABANDONED 6
 
 #ifdef __cplusplus
 extern "C" {
@@ -799,6 +1110,161 @@ int64_t fleets_last_retry_after_ms(void);
 fleets_result fleets_last_response(char *out,
                                    size_t out_cap,
                                    size_t *out_len);
+
+/**
+ * Syncs the thing's desired state into the device: reads the shadow and, when its `delta`
+ * is not empty and its `version` is newer than `*applied_version`, calls `on_delta` for
+ * each top-level delta property (keys in sorted order), reports the accepted values with
+ * the shadow's version, and on `FLEETS_ERR_CONFLICT` (the desired state changed meanwhile)
+ * reads the shadow again and offers the new delta, 4 reads at most.
+ *
+ * - `client`, `thing_name`, `on_delta` and `applied_version` are required.
+ * - `*applied_version` (in/out): the version of the last shadow whose values the device
+ *   applied, 0 at first. A shadow that is not newer is never offered (a stale read must not
+ *   take the device back). Updated only on `FLEETS_OK`; keep it across restarts (or use
+ *   `fleets_shadow_sync_with_state_file`).
+ * - A value may be offered again: a declined one on the next sync, and any one after a
+ *   conflict, a failed report or a crash. Applying a desired value must be idempotent.
+ *   A key that holds a NUL character cannot be passed to C and counts as declined.
+ *
+ * Errors: those of `fleets_shadow_get` and `fleets_shadow_report`; `FLEETS_ERR_CONFLICT`
+ * when the desired state kept changing; `FLEETS_ERR_BAD_RESPONSE` for a shadow without a
+ * version. After a transport or HTTP error, `fleets_last_http_status` and
+ * `fleets_last_response` describe the request that failed.
+ *
+ * `on_delta` runs on the calling thread, inside this call; it may call other `fleets_*`
+ * functions (not `fleets_client_free`). The strings it gets are valid until it returns.
+ * Thread-safe like the other calls; do not run two syncs for one thing at once.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `thing_name` is NULL or NUL-terminated; `on_delta` is
+ * NULL or a function of the documented type; `applied_version` is NULL or valid for reads
+ * and writes of one `uint64_t`.
+ */
+fleets_result fleets_shadow_sync(const fleets_client_t *client,
+                                 const char *thing_name,
+                                 fleets_delta_fn on_delta,
+                                 void *user,
+                                 uint64_t *applied_version);
+
+/**
+ * `fleets_shadow_sync` with the applied version kept in the file `state_path` (a small JSON
+ * file replaced atomically and synced; a missing file means 0; written when the version
+ * changes). `applied_version` (NULL = not wanted) receives the version now applied.
+ *
+ * Errors: those of `fleets_shadow_sync`; `FLEETS_ERR_STORAGE` for a file that cannot be read
+ * or is not such a state file; `FLEETS_ERR_DISK_FULL` or `FLEETS_ERR_STORAGE` when it cannot
+ * be written (the sync itself happened). Callback rules and thread-safety as for
+ * `fleets_shadow_sync`; one sync per state file at a time.
+ *
+ * # Safety
+ * As for `fleets_shadow_sync`; `state_path` is NULL or NUL-terminated; `applied_version` is
+ * NULL or valid for one `uint64_t` write.
+ */
+fleets_result fleets_shadow_sync_with_state_file(const fleets_client_t *client,
+                                                 const char *thing_name,
+                                                 fleets_delta_fn on_delta,
+                                                 void *user,
+                                                 const char *state_path,
+                                                 uint64_t *applied_version);
+
+/**
+ * Runs the thing's jobs one at a time as an agent that survives crashes and reboots:
+ * resumes the job recorded in `state_dir`, or claims the next pending one (start-next),
+ * dispatches it on its document's `action` to the matching handler, and runs it step by
+ * step (0, 1, 2...) as far as it goes now.
+ *
+ * - After each step the agent records it and sends `IN_PROGRESS` with the handler's details
+ *   plus `"agentStep"` (the next step); the final `SUCCEEDED`/`FAILED`/`REJECTED` carries the
+ *   handler's details. Every update carries the execution's `expectedVersion`; a conflict
+ *   is resolved by reading the execution again.
+ * - A job whose action has no handler, or whose document has no `action` string, is
+ *   `REJECTED` with `{"reason": ...}`.
+ * - `state_dir` (an existing directory that survives reboots) holds
+ *   `fleets-job-<thing_name>.json`, replaced atomically and synced: after a claim, before
+ *   each step (its attempt number), after each step (the next step) and before the final
+ *   status. A run that finds it resumes that job (after `fleets_jobs_describe`: a job
+ *   canceled or timed out meanwhile is `FLEETS_JOB_OUTCOME_ABANDONED`) and never claims it
+ *   twice; a step recorded as done never runs again; a step that was started and not
+ *   finished runs again with `attempt` > 1; after `max_attempts` starts the job is
+ *   `FAILED`; a recorded final status is sent again without running anything.
+ * - `*outcome` receives what happened, on `FLEETS_OK` only: `FLEETS_OK` means the agent did
+ *   its work, whatever the job's outcome.
+ *
+ * `client`, `thing_name`, `handlers`, `state_dir` and `outcome` are required; every
+ * `handlers->handlers[i]` needs an `action` and a `run`. Errors: `FLEETS_ERR_NULL_ARGUMENT`,
+ * `FLEETS_ERR_INVALID_ARGUMENT` (thing name), `FLEETS_ERR_STORAGE` or `FLEETS_ERR_DISK_FULL`
+ * (the state directory), `FLEETS_ERR_INVALID_JSON` (a handler wrote details that are not a
+ * JSON object, or no NUL within `details_cap`; the step counts as attempted), and those of
+ * the jobs calls (the state stays as last written; the next run picks up from there).
+ *
+ * Handlers and the gate run on the calling thread, inside this call; they may call other
+ * `fleets_*` functions with the same client (e.g. `fleets_download`), but not
+ * `fleets_client_free`, nor `fleets_job_agent_run_once` for the same `state_dir`. Run one
+ * agent per (`state_dir`, thing) at a time; different things may run on different threads.
+ *
+ * # Safety
+ * `client` is NULL or a live client; strings are NULL or NUL-terminated; `handlers` is NULL
+ * or a valid table whose `handlers` points to `count` entries; `outcome` is NULL or valid
+ * for one `fleets_job_outcome_t` write.
+ */
+fleets_result fleets_job_agent_run_once(const fleets_client_t *client,
+                                        const char *thing_name,
+                                        const fleets_job_handlers_t *handlers,
+                                        const char *state_dir,
+                                        fleets_job_outcome_t *outcome);
+
+/**
+ * Downloads `url` into `dest_path`, verified against `expected_sha256_hex` (64 hex digits),
+ * resuming an earlier interrupted download of the same content.
+ *
+ * - Uses the client's settings: its TLS trust and client certificate (verification cannot
+ *   be turned off), proxy (never for a loopback host), connect timeout and retry policy.
+ *   `url` is `https://` (`http://` only for a loopback host), without credentials in it.
+ *   Redirects are followed (5 at most, never from `https://` to `http://`).
+ * - Credentials (the API key and secret) are sent only when `url` has the configured
+ *   endpoint's scheme, host and port, or with `FLEETS_DOWNLOAD_SEND_CREDENTIALS` to the
+ *   host of `url` itself; never to a host reached through a redirect.
+ * - The bytes go to `<dest_path>.part`, with `<dest_path>.part.meta` recording the expected
+ *   hash and the server's `ETag`/`Last-Modified`. After an interruption (a lost connection,
+ *   a crash, `FLEETS_ERR_CANCELED`) the next call re-reads the partial file and asks for
+ *   the rest with `Range` and `If-Range`. A server that sends the whole file instead makes
+ *   the download start over (or fail with `FLEETS_ERR_RANGE_NOT_SUPPORTED` under
+ *   `FLEETS_DOWNLOAD_NO_RESTART`).
+ * - The SHA-256 is checked before the partial file is synced, renamed over `dest_path` and
+ *   the directory synced: `dest_path` holds its old content or the complete verified new
+ *   one, never a mix. A mismatch after a resume downloads the file once more from the
+ *   start; a mismatch of a fresh download is `FLEETS_ERR_HASH_MISMATCH` (the partial file
+ *   is removed, `dest_path` untouched). When `dest_path` already has the expected content,
+ *   nothing is fetched.
+ * - Memory: one 64 KiB buffer, whatever the size of the file. Each read must make progress
+ *   within the client's request timeout; the transfer as a whole has no deadline. Lost
+ *   connections and HTTP 429/502/503/504 are resumed within the call, up to the client's
+ *   retry attempts in a row without progress.
+ * - `progress` (NULL = none) is called when the transfer starts and after every 64 KiB
+ *   written; returning false stops with `FLEETS_ERR_CANCELED`.
+ *
+ * `client`, `url`, `expected_sha256_hex` and `dest_path` are required; `flags` is 0 or a
+ * combination of `FLEETS_DOWNLOAD_*` (other bits: `FLEETS_ERR_INVALID_ARGUMENT`). Errors:
+ * argument errors (nothing sent), transport and HTTP errors (`fleets_last_http_status` as
+ * for the calls), `FLEETS_ERR_HASH_MISMATCH`, `FLEETS_ERR_RANGE_NOT_SUPPORTED`,
+ * `FLEETS_ERR_DISK_FULL` (the partial file stays: free space and call again),
+ * `FLEETS_ERR_STORAGE` (the message names the file), `FLEETS_ERR_CANCELED`.
+ *
+ * `progress` runs on the calling thread, inside this call, and may call other `fleets_*`
+ * functions. Thread-safe like the other calls; one download per `dest_path` at a time.
+ *
+ * # Safety
+ * `client` is NULL or a live client; strings are NULL or NUL-terminated; `progress` is NULL
+ * or a function of the documented type.
+ */
+fleets_result fleets_download(const fleets_client_t *client,
+                              const char *url,
+                              const char *expected_sha256_hex,
+                              const char *dest_path,
+                              uint32_t flags,
+                              fleets_progress_fn progress,
+                              void *user);
 
 #ifdef __cplusplus
 }  // extern "C"

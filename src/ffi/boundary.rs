@@ -179,6 +179,28 @@ pub(crate) unsafe fn api_call(
     })
 }
 
+/// The shared path of the workflows (`fleets_shadow_sync`, `fleets_job_agent_run_once`,
+/// `fleets_download`): as [`guard`], and a transport or HTTP failure (2xx and 3xx codes) is
+/// kept for `fleets_last_http_status`, `fleets_last_retry_after_ms` and
+/// `fleets_last_response`, as for the ThingDatas calls. A success leaves those as the thread's last ThingDatas call made
+/// through the C ABI (possibly by a callback): the workflows' own requests are not recorded.
+pub(crate) fn workflow_call(body: impl FnOnce() -> Result<()>) -> fleets_result {
+    guard(|| {
+        body().map_err(|mut error| {
+            if (200..400).contains(&(error.code() as u32)) {
+                let body = error.take_body();
+                last_call::record_exchange(error.http_status(), body, error.retry_after());
+            }
+            error
+        })
+    })
+}
+
+/// A required C function pointer (a callback).
+pub(crate) fn required_fn<F>(f: Option<F>, name: &str) -> Result<F> {
+    f.ok_or_else(|| null(name))
+}
+
 fn deliver(outcome: Result<Response>, buffer: &OutBuffer) -> Result<()> {
     match outcome {
         Ok(response) => {

@@ -11,9 +11,11 @@ mod json;
 mod last_call;
 mod library;
 mod types;
+mod workflows;
 
 pub use calls::*;
 pub use client::*;
 pub use json::*;
 pub use library::*;
 pub use types::*;
+pub use workflows::*;

@@ -22,6 +22,9 @@ pub struct ServedFile {
     pub cut_after: Option<(u64, u32)>,
     /// Pause this long after every 16 KiB of body.
     pub chunk_delay: Option<Duration>,
+    /// Send only this many body bytes of the next `times` responses, then stop sending and
+    /// hold the connection until the client closes it (a stalled transfer).
+    pub stall_after: Option<(u64, u32)>,
 }
 
 /// One request, as the server saw it.
@@ -32,8 +35,10 @@ pub struct Served {
     pub if_range: Option<String>,
     pub authorization: bool,
     pub status: u16,
-    /// Body bytes written to the connection.
+    /// Body bytes written to the connection (final once `done`).
     pub body_bytes: u64,
+    /// The response is over (sent, cut, or the client went away).
+    pub done: bool,
 }
 
 pub struct FileServer {
@@ -132,6 +137,18 @@ impl FileServer {
         self.log.lock().unwrap().clear();
     }
 
+    /// Waits until every logged response is over; false on timeout.
+    pub fn wait_responses_done(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.log.lock().unwrap().iter().any(|r| !r.done) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
     /// A client configuration for this server as the endpoint, trusting its CA.
     pub fn config(&self) -> fleets::Config {
         let mut config =
@@ -159,6 +176,7 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
             authorization,
             status: 0,
             body_bytes: 0,
+            done: true,
         };
         if let Some(to) = target.strip_prefix("/redirect?to=") {
             record.status = 302;
@@ -175,6 +193,9 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
             files.get_mut(name).map(|f| {
                 let served = f.clone();
                 if let Some((_, times)) = &mut f.cut_after {
+                    *times = times.saturating_sub(1);
+                }
+                if let Some((_, times)) = &mut f.stall_after {
                     *times = times.saturating_sub(1);
                 }
                 served
@@ -234,13 +255,25 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
         } else {
             format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n{common}\r\n")
         };
+        // Logged before the body, so that a test sees the request at once.
+        record.status = status;
+        record.done = false;
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(record);
+            log.len() - 1
+        };
         conn.send(head.as_bytes());
         let body = &file.data[start as usize..];
         let cut = file
             .cut_after
             .filter(|(_, times)| *times > 0)
             .map(|(bytes, _)| bytes as usize);
-        let limit = cut.map_or(body.len(), |c| c.min(body.len()));
+        let stall = file
+            .stall_after
+            .filter(|(_, times)| *times > 0)
+            .map(|(bytes, _)| bytes as usize);
+        let limit = cut.or(stall).map_or(body.len(), |c| c.min(body.len()));
         let mut written = 0;
         let mut failed = false;
         for piece in body[..limit].chunks(16 * 1024) {
@@ -249,15 +282,25 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
                 break;
             }
             written += piece.len();
+            if let Some(entry) = log.lock().unwrap().get_mut(index) {
+                entry.body_bytes = written as u64;
+            }
             if let Some(delay) = file.chunk_delay {
                 let _ = conn.stream.flush();
                 std::thread::sleep(delay);
             }
         }
         let _ = conn.stream.flush();
-        record.status = status;
-        record.body_bytes = written as u64;
-        log.lock().unwrap().push(record);
+        if stall.is_some_and(|s| s < body.len()) && !failed {
+            // Hold the connection until the client goes away (or the 20 s read timeout).
+            let mut byte = [0u8; 1];
+            let _ = conn.stream.read(&mut byte);
+            failed = true;
+        }
+        if let Some(entry) = log.lock().unwrap().get_mut(index) {
+            entry.body_bytes = written as u64;
+            entry.done = true;
+        }
         if failed || cut.is_some_and(|c| c < body.len()) {
             // A clean close (FIN) mid-body: the client reads every byte sent, then the end.
             return;

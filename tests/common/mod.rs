@@ -2,6 +2,7 @@
 //! on loopback, and clients configured to trust its throwaway CA.
 #![allow(dead_code)]
 
+pub mod c_build;
 pub mod delay_relay;
 pub mod file_server;
 pub mod nginx;
