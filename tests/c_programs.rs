@@ -118,3 +118,36 @@ fn c_error_paths() {
     let out = run(&exe, &emu, &[]);
     assert!(out.contains("all checks passed"), "{out}");
 }
+
+#[test]
+fn c_workflows() {
+    let exe = compile("workflows");
+    let emu = common::emulator();
+    emu.set_desired(common::THING, json!({"targetTemperature": 24, "mode": "eco"}))
+        .unwrap();
+    let succeeded = emu.create_job(json!({"action": "probe"}), &[common::THING], None);
+    let failed = emu.create_job(json!({"action": "probe"}), &[common::THING], None);
+    let rejected = emu.create_job(json!({"action": "unknown"}), &[common::THING], None);
+    let state_dir = std::env::temp_dir().join(format!("fleets-c-workflows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let out = run(
+        &exe,
+        &emu,
+        &[("FLEETS_TEST_STATE_DIR", state_dir.to_str().unwrap())],
+    );
+    assert!(out.contains("all checks passed"), "{out}");
+    let shadow = emu.shadow(common::THING).unwrap();
+    assert_eq!(shadow["reported"], json!({"targetTemperature": 24}));
+    assert_eq!(shadow["delta"], json!({"mode": "eco"}));
+    let job = |id: &str| emu.job_execution(id, common::THING).unwrap();
+    assert_eq!(job(&succeeded)["status"], "SUCCEEDED");
+    assert_eq!(job(&succeeded)["statusDetails"], json!({"step": 0, "attempt": 2}));
+    assert_eq!(job(&failed)["status"], "FAILED");
+    assert_eq!(
+        job(&failed)["statusDetails"]["reason"],
+        "the handler returned 42, which is not a fleets_job_step_result"
+    );
+    assert_eq!(job(&rejected)["status"], "REJECTED");
+    std::fs::remove_dir_all(state_dir).unwrap();
+}

@@ -93,6 +93,25 @@ class ErrorPaths:
         expect("all checks passed" in out, "error_paths printed 'all checks passed'")
 
 
+class Workflows:
+    """tests/c/workflows.c, as tests/c_programs.rs::c_workflows."""
+
+    def setup(self, emu):
+        emu.admin("PUT", f"things/{q(THING)}")
+        emu.admin("PUT", f"things/{q(THING)}/shadow/desired", {"targetTemperature": 24, "mode": "eco"})
+        self.jobs = [emu.admin("POST", "jobs", {"document": {"action": action},
+                                                "targets": {"thingNames": [THING]}})["jobId"]
+                     for action in ("probe", "probe", "unknown")]
+        self.state_dir = tempfile.mkdtemp(prefix="fleets-memcheck-state-")
+        return [], {"FLEETS_TEST_THING": THING, "FLEETS_TEST_STATE_DIR": self.state_dir}
+
+    def check(self, emu, out):
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        expect("all checks passed" in out, "workflows printed 'all checks passed'")
+        statuses = [emu.admin("GET", f"jobs/{q(j)}/things/{q(THING)}")["status"] for j in self.jobs]
+        expect(statuses == ["SUCCEEDED", "FAILED", "REJECTED"], f"job statuses {statuses}")
+
+
 class Example:
     """An example scenario of run_example.py: arguments only, no extra environment."""
 
@@ -110,6 +129,7 @@ class Example:
 PROGRAMS = {
     "device_flow": ("tests/c/device_flow.c", DeviceFlow),
     "error_paths": ("tests/c/error_paths.c", ErrorPaths),
+    "workflows": ("tests/c/workflows.c", Workflows),
     "thermostat": ("examples-c/thermostat.c", lambda: Example(run_example.Thermostat())),
     "job_agent": ("examples-c/job_agent.c", lambda: Example(run_example.JobAgent())),
 }
