@@ -90,6 +90,91 @@ typedef uint32_t fleets_execution_status;
 typedef fleets_config fleets_config_t;
 
 /**
+ * Log levels for `fleets_set_log_callback`: a callback receives messages at its level and
+ * the more important ones (lower numbers).
+ */
+typedef uint32_t fleets_log_level;
+
+/**
+ * A log callback: `message` is one printable line (no control characters, never the API
+ * secret), valid only during the call; `user` is the pointer given to
+ * `fleets_set_log_callback`.
+ */
+typedef void (*fleets_log_fn)(fleets_log_level level,
+                              const char *message,
+                              void *user);
+
+/**
+ * Counters of a client since it was created (`fleets_client_stats`). Fields may be added at
+ * the end in a later major version (SONAME change), never removed or reordered.
+ */
+typedef struct {
+  /**
+   * ThingDatas calls made (each counts once, however many attempts it took).
+   */
+  uint64_t calls;
+  /**
+   * Calls that ended with an error after their arguments were accepted (transport
+   * failures and HTTP error statuses).
+   */
+  uint64_t failures;
+  /**
+   * HTTP requests sent: every attempt, retries and resends included.
+   */
+  uint64_t requests;
+  /**
+   * Attempts after the first, made by the retry policy.
+   */
+  uint64_t retries;
+  /**
+   * Requests sent again on a new connection because the server had closed a kept-alive one.
+   */
+  uint64_t stale_resends;
+  /**
+   * TCP connections opened ("reconnects": the first one included).
+   */
+  uint64_t connections;
+  /**
+   * Bytes written to TCP connections (TLS records, HTTP framing, bodies).
+   */
+  uint64_t bytes_sent;
+  /**
+   * Bytes read from TCP connections.
+   */
+  uint64_t bytes_received;
+  /**
+   * Wall time of the last completed call in microseconds, all attempts included.
+   */
+  uint64_t last_latency_us;
+} fleets_client_stats_t;
+
+/**
+ * Logging off.
+ */
+#define FLEETS_LOG_OFF 0
+
+/**
+ * A call failed because of a bug or resource exhaustion (9xx).
+ */
+#define FLEETS_LOG_ERROR 1
+
+/**
+ * A call failed: transport failure or HTTP error status (with the scrubbed message).
+ */
+#define FLEETS_LOG_WARN 2
+
+/**
+ * What the client did on its own: retries (with the wait), resends after a stale
+ * keep-alive connection, new connections.
+ */
+#define FLEETS_LOG_INFO 3
+
+/**
+ * Every request: method, path, HTTP status and time.
+ */
+#define FLEETS_LOG_DEBUG 4
+
+/**
  * Success (HTTP 2xx for API calls).
  */
 #define FLEETS_OK 0
@@ -799,6 +884,38 @@ int64_t fleets_last_retry_after_ms(void);
 fleets_result fleets_last_response(char *out,
                                    size_t out_cap,
                                    size_t *out_len);
+
+/**
+ * Installs a process-wide log callback for messages at `max_level` and more important
+ * (`FLEETS_LOG_ERROR` .. `FLEETS_LOG_DEBUG`), replacing any earlier one. `callback` NULL or
+ * `max_level` `FLEETS_LOG_OFF` turns logging off. By default nothing is logged and libfleets
+ * never writes to stderr or stdout.
+ *
+ * The callback runs synchronously on the thread that makes a call, possibly on several
+ * threads at once: it must be thread-safe, and should be quick (it delays the call). It may
+ * call libfleets functions, including this one. `message` is valid only during the callback;
+ * `user` is passed back unchanged (libfleets never dereferences it) and must stay valid until
+ * the callback is replaced or removed. An unknown `max_level` is
+ * `FLEETS_ERR_INVALID_ARGUMENT` and leaves the current callback in place. Thread-safe.
+ *
+ * # Safety
+ * `callback`, when not NULL, is a valid function that may be called from any thread with
+ * `user` until it is replaced or removed.
+ */
+fleets_result fleets_set_log_callback(fleets_log_level max_level,
+                                      fleets_log_fn callback,
+                                      void *user);
+
+/**
+ * Copies the counters of `client` into `*out` (written only on success). Both pointers are
+ * required. Counters are updated without locks while other threads call: a snapshot may
+ * mix values from just before and just after a concurrent call. Thread-safe.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `out` is NULL or valid for one write.
+ */
+fleets_result fleets_client_stats(const fleets_client_t *client,
+                                  fleets_client_stats_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"
