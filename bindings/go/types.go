@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -95,12 +93,13 @@ type RetryPolicy struct {
 	MaxBackoff time.Duration
 }
 
-// String describes the configuration with the API secret and the proxy password redacted,
-// and the CA PEM text summarized by its length.
+// String describes the configuration with the API secret and the password of any URL
+// (ProxyURL, Endpoint) redacted, the CA PEM text summarized by its length, and control
+// characters escaped.
 func (c Config) String() string {
 	secret := ""
 	if c.APISecret != "" {
-		secret = "REDACTED"
+		secret = redacted
 	}
 	caPEM := ""
 	if c.CAPEM != "" {
@@ -113,30 +112,13 @@ func (c Config) String() string {
 	}
 	return fmt.Sprintf("{Endpoint:%s APIKey:%s APISecret:%s CAFile:%s CAPEM:%s UseSystemRoots:%t "+
 		"ClientCertFile:%s ClientKeyFile:%s ProxyURL:%s ConnectTimeout:%v Timeout:%v Retry:%s MaxResponseBytes:%d}",
-		c.Endpoint, c.APIKey, secret, c.CAFile, caPEM, c.UseSystemRoots,
-		c.ClientCertFile, c.ClientKeyFile, redactProxyURL(c.ProxyURL), c.ConnectTimeout, c.Timeout, retry,
+		redactURL(c.Endpoint), printable(c.APIKey), secret, printable(c.CAFile), caPEM, c.UseSystemRoots,
+		printable(c.ClientCertFile), printable(c.ClientKeyFile), redactURL(c.ProxyURL), c.ConnectTimeout, c.Timeout, retry,
 		c.MaxResponseBytes)
 }
 
 // GoString is like String, for %#v.
 func (c Config) GoString() string { return "fleets.Config" + c.String() }
-
-// redactProxyURL returns the proxy URL with its password replaced by REDACTED. A URL that
-// cannot be parsed as scheme://[userinfo@]host is shown only if it has no '@' (nothing
-// that could be a password).
-func redactProxyURL(s string) string {
-	if s == "" || !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" || u.User == nil || strings.Contains(u.Host, "@") {
-		return "REDACTED"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
-}
 
 // Severity is the severity of an event.
 type Severity int
