@@ -11,7 +11,10 @@ import (
 // stable and never reused.
 type Code uint32
 
-// Result codes, identical to the C constants of the same name.
+// Result codes, identical to the C constants of the same name. They are written out here,
+// for the documentation and for builds without cgo; codes_cgo.go makes the build fail when
+// one differs from fleets.h, and codes_test.go checks that every FLEETS_ERR_* of the
+// header has a constant and a name.
 const (
 	CodeOK              Code = 0   // FLEETS_OK
 	CodeNullArgument    Code = 100 // FLEETS_ERR_NULL_ARGUMENT: a required C pointer was NULL

@@ -123,7 +123,7 @@ func (c Config) GoString() string { return "fleets.Config" + c.String() }
 // Severity is the severity of an event.
 type Severity int
 
-// Event severities (FLEETS_SEVERITY_*).
+// Event severities (FLEETS_SEVERITY_*; codes_cgo.go checks them against fleets.h).
 const (
 	SeverityUnset Severity = 0 // no severity: the field is left out of the event
 	SeverityInfo  Severity = 1 // sent as "info"
@@ -171,17 +171,25 @@ func (s ExecutionStatus) IsTerminal() bool {
 	return false
 }
 
+// The FLEETS_EXECUTION_* values (codes_cgo.go checks them against fleets.h).
+const (
+	executionInProgress uint32 = 1 // FLEETS_EXECUTION_IN_PROGRESS
+	executionSucceeded  uint32 = 2 // FLEETS_EXECUTION_SUCCEEDED
+	executionFailed     uint32 = 3 // FLEETS_EXECUTION_FAILED
+	executionRejected   uint32 = 4 // FLEETS_EXECUTION_REJECTED
+)
+
 // deviceStatus maps a status a device may report to FLEETS_EXECUTION_*.
 func (s ExecutionStatus) deviceStatus() (uint32, error) {
 	switch s {
 	case ExecutionInProgress:
-		return 1, nil
+		return executionInProgress, nil
 	case ExecutionSucceeded:
-		return 2, nil
+		return executionSucceeded, nil
 	case ExecutionFailed:
-		return 3, nil
+		return executionFailed, nil
 	case ExecutionRejected:
-		return 4, nil
+		return executionRejected, nil
 	}
 	return 0, invalidArg("status %q cannot be reported by a device (use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED)", string(s))
 }
