@@ -271,6 +271,10 @@ func TestHostileBad2xxBody(t *testing.T) {
 		{"version of 5001 digits", []byte(`{"version":1` + strings.Repeat("0", 5000) + `}`), []string{"GetShadow"}, []string{"ReportShadow"}},
 		{"version of 100000 digits", []byte(`{"version":-` + strings.Repeat("9", 100000) + `}`), []string{"GetShadow"}, []string{"ReportShadow"}},
 		{"float overflow", []byte(`{"reported":{"t":1e999999}}`), []string{"GetShadow"}, []string{"ReportShadow"}},
+		{"updatedAt 1e300", []byte(`{"updatedAt":1e300}`), []string{"GetShadow"}, nil},
+		{"updatedAt of 400 digits", []byte(`{"updatedAt":` + strings.Repeat("9", 400) + `}`), []string{"GetShadow"}, nil},
+		{"queuedAt -1e19", []byte(`{"queuedJobs":[{"jobId":"j","queuedAt":-1e19}]}`), []string{"GetPendingJobs"}, nil},
+		{"timeout 1e300 s", []byte(`{"execution":{"jobId":"j","approximateSecondsBeforeTimedOut":1e300}}`), []string{"StartNextJob", "DescribeJob"}, nil},
 		{"timestamp with control characters", []byte("{\"updatedAt\":\"2020\\u001b[2J\\r\\n\"}"), []string{"GetShadow"}, nil},
 		// Deep but representable.
 		{"reported 5000", append(append([]byte(`{"reported":`), nested(`{"a":`, "1", "}", 5000)...), '}'), nil, []string{"ReportShadow", "GetShadow", "GetPendingJobs"}},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -399,6 +400,9 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	if math.IsNaN(f) || math.Abs(f) >= 1<<62 { // a float64 outside int64 converts to garbage
+		return time.Time{}, fmt.Errorf("time %s is out of range", printable(n.String()[:min(len(n.String()), 32)]))
+	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }
@@ -520,6 +524,9 @@ func decodeExecutionResult(body []byte) (*JobExecutionResult, error) {
 		e.StatusDetails = map[string]any{}
 	}
 	if a := w.Execution.ApproximateSecondsBeforeTimedOut; a != nil {
+		if math.Abs(*a) > float64(math.MaxInt64)/float64(time.Second) {
+			return nil, fmt.Errorf("approximateSecondsBeforeTimedOut %g is out of range", *a)
+		}
 		e.TimeBeforeTimeout = time.Duration(*a * float64(time.Second))
 	}
 	r.Execution = e
