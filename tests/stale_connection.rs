@@ -185,6 +185,10 @@ fn nginx_keepalive_timeout_behind_a_slow_link() {
     for t in threads {
         t.join().unwrap();
     }
+    println!(
+        "nginx keepalive 150 ms, 50 ms link: 100 calls, {} connections",
+        relay.connections()
+    );
     assert_eq!(failures.load(Ordering::SeqCst), 0, "100/100 calls succeed");
     assert!(
         relay.connections() >= 4 + 10,
