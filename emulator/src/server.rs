@@ -212,7 +212,7 @@ where
         .await;
 }
 
-async fn dispatch(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Response<Body> {
+async fn dispatch(app: &App, ctl: &Arc<ConnCtl>, req: Request<Incoming>) -> Response<Body> {
     let started = app.log.then(|| {
         (
             std::time::Instant::now(),
