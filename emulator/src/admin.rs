@@ -238,6 +238,8 @@ fn route(
                 "by_endpoint": s.by_endpoint,
                 "admin_total": app.state().admin_requests(),
                 "connections_accepted": s.connections_accepted,
+                "tls_handshakes_full": s.tls_handshakes_full,
+                "tls_handshakes_resumed": s.tls_handshakes_resumed,
                 "offline": s.offline,
             }))
         }

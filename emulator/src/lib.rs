@@ -98,6 +98,8 @@ pub struct EmulatorOptions {
     /// Listen address of the admin-only port, which stays up while the device port is offline.
     /// Default `127.0.0.1:0` (a free port).
     pub admin_listen: SocketAddr,
+    /// TLS session resumption (TLS 1.3 tickets, TLS 1.2 session ids and tickets). Default true.
+    pub tls_resumption: bool,
     /// Close a keep-alive connection of the device port after it has been idle this long,
     /// silently (no `Connection: close` before). Default `None` (only the 30 s head timeout).
     pub idle_timeout: Option<Duration>,
@@ -118,6 +120,7 @@ impl Default for EmulatorOptions {
             ca_out: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admin_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls_resumption: true,
             idle_timeout: None,
             requests_per_connection: None,
         }
@@ -137,6 +140,10 @@ pub struct Stats {
     /// TCP connections accepted on the device port (in every mode; the admin port's are not
     /// counted).
     pub connections_accepted: u64,
+    /// Full TLS handshakes completed on the device port.
+    pub tls_handshakes_full: u64,
+    /// Resumed TLS handshakes completed on the device port.
+    pub tls_handshakes_resumed: u64,
     /// The device port's outage mode; `None` while online.
     pub offline: Option<OfflineMode>,
 }
@@ -188,7 +195,7 @@ impl Emulator {
             TlsMode::PlainHttp => None,
             TlsMode::Files { cert, key } => {
                 let (chain, key) = tls::load_files(cert, key)?;
-                Some(tls::server_config(chain, key)?)
+                Some(tls::server_config(chain, key, opts.tls_resumption)?)
             }
             TlsMode::Generated => {
                 let pki = tls::generate(Some(opts.listen.ip()))?;
@@ -211,7 +218,7 @@ impl Emulator {
                 }
                 ca_pem = Some(pki.ca_pem);
                 ca_file = Some(path);
-                Some(tls::server_config(pki.chain, pki.key)?)
+                Some(tls::server_config(pki.chain, pki.key, opts.tls_resumption)?)
             }
         };
         let app = Arc::new(

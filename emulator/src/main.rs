@@ -28,6 +28,7 @@ OPTIONS:
   --max-body-bytes N       request body limit, larger bodies get 413 (default 262144)
   --admin-listen ADDR:PORT admin-only listener that stays up during outages
                            (default 127.0.0.1:0; see admin_endpoint in the ready line)
+  --no-tls-resumption      every TLS handshake is full (no tickets, no session-id cache)
   --idle-timeout-ms N      close device connections idle for N ms (default: off)
   --requests-per-connection N
                            close a device connection after N responses (default: off)
@@ -93,6 +94,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
                     .parse()
                     .map_err(|_| format!("--admin-listen: `{v}` is not ADDR:PORT"))?;
             }
+            "--no-tls-resumption" => opts.tls_resumption = false,
             "--idle-timeout-ms" => {
                 let v = value(&mut it)?;
                 let ms: u64 =
@@ -211,6 +213,7 @@ mod tests {
         assert_eq!(o.tls, TlsMode::Generated);
         assert!(!o.auto_register);
         assert_eq!(o.admin_listen.to_string(), "127.0.0.1:0");
+        assert!(o.tls_resumption);
         assert_eq!((o.idle_timeout, o.requests_per_connection), (None, None));
     }
 
@@ -231,11 +234,13 @@ mod tests {
             "10",
             "--admin-listen",
             "127.0.0.1:9999",
+            "--no-tls-resumption",
             "--idle-timeout-ms",
             "250",
             "--requests-per-connection=3",
         ]);
         assert_eq!(o.admin_listen.port(), 9999);
+        assert!(!o.tls_resumption);
         assert_eq!(o.idle_timeout, Some(Duration::from_millis(250)));
         assert_eq!(o.requests_per_connection, Some(3));
         assert_eq!(o.listen.port(), 0);

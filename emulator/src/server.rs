@@ -37,11 +37,17 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Counters {
     /// TCP connections accepted on the device port, in every mode.
     pub connections_accepted: AtomicU64,
+    /// Full TLS handshakes completed on the device port.
+    pub tls_handshakes_full: AtomicU64,
+    /// Resumed TLS handshakes completed on the device port.
+    pub tls_handshakes_resumed: AtomicU64,
 }
 
 impl Counters {
     fn clear(&self) {
         self.connections_accepted.store(0, Ordering::Relaxed);
+        self.tls_handshakes_full.store(0, Ordering::Relaxed);
+        self.tls_handshakes_resumed.store(0, Ordering::Relaxed);
     }
 }
 
@@ -60,7 +66,7 @@ pub struct App {
     pub log: bool,
     /// The device port's outage mode and keep-alive knobs.
     pub port: DevicePort,
-    /// Connection counts of the device port.
+    /// Connection and handshake counts of the device port.
     pub counters: Counters,
     /// Base URL of the device port (set once it is bound).
     pub endpoint: OnceLock<String>,
@@ -122,6 +128,8 @@ impl App {
     pub fn stats(&self) -> crate::Stats {
         let mut s = self.state().stats();
         s.connections_accepted = self.counters.connections_accepted.load(Ordering::Relaxed);
+        s.tls_handshakes_full = self.counters.tls_handshakes_full.load(Ordering::Relaxed);
+        s.tls_handshakes_resumed = self.counters.tls_handshakes_resumed.load(Ordering::Relaxed);
         s.offline = self.port.policy().offline;
         s
     }
@@ -349,6 +357,11 @@ async fn serve_device_conn(app: Arc<App>, tcp: TcpStream, tls: Option<TlsAccepto
             let Some(Ok(Ok(stream))) = while_online(&mut policy, &ctl, handshake).await else {
                 return;
             };
+            let counter = match stream.get_ref().1.handshake_kind() {
+                Some(rustls::HandshakeKind::Resumed) => &app.counters.tls_handshakes_resumed,
+                _ => &app.counters.tls_handshakes_full,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             serve_device_http(app, FaultIo::new(stream, ctl.clone()), ctl, policy).await;
         }
         None => {
