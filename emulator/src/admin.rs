@@ -1,14 +1,15 @@
 //! The admin API under `/admin/v1` (Bearer admin token): things, desired state, commands,
-//! jobs, faults, clock, stats, reset, outages and keep-alive knobs.
+//! jobs, faults, clock, stats, reset, outages, keep-alive knobs and files.
 
 use crate::error::ApiError;
 use crate::faults::FaultRule;
+use crate::files::{self, FileOptions, MAX_FILE_BYTES};
 use crate::http::{self, Body};
 use crate::port::OfflineMode;
 use crate::routes::constant_time_eq;
 use crate::server::App;
 use crate::validate::{self as v, Obj};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response};
 use serde_json::{json, Value};
@@ -63,7 +64,14 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .map(http::percent_decode)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let bytes = http::collect(body, app.max_body).await;
+    // A file upload is the one body that is not JSON and may be large.
+    let upload = method == Method::PUT && matches!(segs.as_slice(), ["files", _]);
+    let limit = if upload {
+        MAX_FILE_BYTES as usize
+    } else {
+        app.max_body
+    };
+    let bytes = http::collect(body, limit).await;
     if let Err(e) = check_bearer(&parts.headers, &app.admin_token) {
         let mut r = http::error(&e, None);
         r.headers_mut().insert(
@@ -75,12 +83,15 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     // An empty body is `{}` here whatever the Content-Type (e.g. `curl -X PUT` with a JSON
     // header). Parse errors are reported only by endpoints that take a body, after routing.
     let body: Result<Obj, ApiError> = match &bytes {
+        Ok(_) if upload => Ok(Obj::new()),
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Obj::new()),
         Ok(b) => http::parse_object(&parts.headers, b).map(Option::unwrap_or_default),
         Err(e) => Err(e.clone()),
     };
     let result = match segs.as_slice() {
-        ["offline"] | ["online"] | ["reset"] => route_async(app, &method, &segs, &body).await,
+        ["files", ..] | ["offline"] | ["online"] | ["reset"] => {
+            route_async(app, &method, &segs, parts.uri.query(), bytes, &body).await
+        }
         _ => route(app, &method, &segs, &body),
     };
     match result {
@@ -272,7 +283,7 @@ fn keepalive_json(app: &App) -> Value {
     })
 }
 
-/// Runs blocking work (port re-binding) off the async workers.
+/// Runs blocking work (port re-binding, hashing large files) off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -285,16 +296,51 @@ fn port_error(e: std::io::Error) -> ApiError {
     ApiError::new(503, "PortUnavailable", e.to_string())
 }
 
-/// The admin endpoints that block: outages, reset.
+fn file_options(query: Option<&str>) -> Result<FileOptions, ApiError> {
+    let mut opts = FileOptions::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+        let flag = match val {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "query parameter `{k}` must be true or false"
+                )))
+            }
+        };
+        match k {
+            "ranges" => opts.ranges = flag,
+            "auth" => opts.auth = flag,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter `{k}` (ranges, auth)"
+                )))
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn unknown_file(name: &str) -> ApiError {
+    ApiError::not_found(format!("no file `{name}`"))
+}
+
+/// The admin endpoints that block or take a raw body: outages, reset, files.
 async fn route_async(
     app: &Arc<App>,
     method: &Method,
     segs: &[&str],
+    query: Option<&str>,
+    raw: Result<Bytes, ApiError>,
     body: &Result<Obj, ApiError>,
 ) -> Result<Value, ApiError> {
     let body = || body.as_ref().map_err(Clone::clone);
     let get = *method == Method::GET;
     let post = *method == Method::POST;
+    let put = *method == Method::PUT;
+    let delete = *method == Method::DELETE;
+    let endpoint = app.endpoint.get().cloned().unwrap_or_default();
     match segs {
         ["offline"] if get => Ok(json!({"offline": app.port.policy().offline})),
         ["offline"] if post => {
@@ -322,6 +368,62 @@ async fn route_async(
             Ok(json!({"reset": true}))
         }
         ["reset"] => Err(method_not_allowed("POST")),
+        ["files"] if get => Ok(json!({"files": app.state().files().list(&endpoint)})),
+        ["files"] => Err(method_not_allowed("GET")),
+        ["files", name] if put || post => {
+            v::check_identifier("name", name)?;
+            let (data, opts) = if put {
+                (raw?, file_options(query)?)
+            } else {
+                let b = body()?;
+                let size = v::req_u64(b, "size")?;
+                if size > MAX_FILE_BYTES {
+                    return Err(ApiError::invalid(format!(
+                        "`size` must be at most {MAX_FILE_BYTES}"
+                    )));
+                }
+                let seed = v::opt_u64(b, "seed")?.unwrap_or(0);
+                let opts = FileOptions {
+                    ranges: v::opt_bool(b, "ranges")?.unwrap_or(true),
+                    auth: v::opt_bool(b, "auth")?.unwrap_or(false),
+                };
+                let data = blocking(move || Bytes::from(files::generate(size as usize, seed)));
+                (data.await?, opts)
+            };
+            let (data, sha) = blocking(move || {
+                let sha = files::sha256_hex(&data);
+                (data, sha)
+            })
+            .await?;
+            let name = name.to_string();
+            let info = app
+                .state()
+                .files_mut()
+                .put(&name, data, sha, opts, &endpoint);
+            Ok(serde_json::to_value(info).unwrap_or_default())
+        }
+        ["files", name] if get => app
+            .state()
+            .files()
+            .info(name, &endpoint)
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .ok_or_else(|| unknown_file(name)),
+        ["files", name] if delete => {
+            if app.state().files_mut().remove(name) {
+                Ok(json!({"name": name, "deleted": true}))
+            } else {
+                Err(unknown_file(name))
+            }
+        }
+        ["files", _] => Err(method_not_allowed("GET, PUT, POST, DELETE")),
+        ["files", name, "requests"] if get => {
+            Ok(json!({"name": name, "requests": app.state().files().requests(name)}))
+        }
+        ["files", name, "requests"] if delete => {
+            app.state().files_mut().clear_requests(name);
+            Ok(json!({"name": name, "requests": []}))
+        }
+        ["files", _, "requests"] => Err(method_not_allowed("GET, DELETE")),
         _ => Err(ApiError::new(
             404,
             "NotFound",

@@ -14,7 +14,7 @@
 //! | `garbage` | send bytes that are not HTTP (inside TLS in HTTPS mode), then close; state untouched |
 //! | `stall` | read the request and never answer: hold the connection until the client leaves (or for `delay_ms`, then close); state untouched |
 //!
-//! With `after_bytes`,
+//! Rules match requests on the device port: `/api/v1/...` and `/files/...`. With `after_bytes`,
 //! `reset`, `truncate` and `stall` act in the middle of the response body instead: the request
 //! is handled normally, its status line, headers and first `after_bytes` body bytes are sent,
 //! then the connection is reset, closed cleanly, or goes silent.

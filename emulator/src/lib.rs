@@ -5,9 +5,9 @@
 //! serves HTTPS with a throwaway CA and shuts down when dropped), or run the `fleets-emulator`
 //! binary, which prints one JSON ready line. See `emulator/README.md` for the HTTP API.
 //!
-//! Besides the device API it can take its device port offline and back
-//! ([`Emulator::set_offline`]) while an admin-only port stays up, and can close keep-alive
-//! connections the way real servers do
+//! Besides the device API it serves files for download tests ([`Emulator::put_file`]), can
+//! take its device port offline and back ([`Emulator::set_offline`]) while an admin-only port
+//! stays up, and can close keep-alive connections the way real servers do
 //! ([`Emulator::set_idle_timeout`], [`Emulator::set_requests_per_connection`]).
 //!
 //! ```no_run
@@ -23,6 +23,7 @@ pub mod admin;
 pub mod conn;
 pub mod error;
 pub mod faults;
+pub mod files;
 pub mod http;
 pub mod port;
 pub mod routes;
@@ -33,6 +34,7 @@ pub mod validate;
 
 pub use error::ApiError;
 pub use faults::{FaultKind, FaultRule};
+pub use files::{FileInfo, FileOptions, FileRequest};
 pub use port::OfflineMode;
 
 use serde::{Deserialize, Serialize};
@@ -131,11 +133,11 @@ impl Default for EmulatorOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Stats {
-    /// Every request that reached `/api/v1/...`, whatever its outcome.
+    /// Every request that reached `/api/v1/...` or `/files/...`, whatever its outcome.
     pub total: u64,
     /// Counts by `"<METHOD> <path pattern>"`, e.g. `"POST /api/v1/thing-datas/shadow/reported"`,
-    /// `"GET /api/v1/thing-datas/{thingName}/shadow"`; unrouted paths count as
-    /// `"<METHOD> <unknown>"`.
+    /// `"GET /api/v1/thing-datas/{thingName}/shadow"`, `"GET /files/{name}"`; unrouted paths
+    /// count as `"<METHOD> <unknown>"`.
     pub by_endpoint: BTreeMap<String, u64>,
     /// TCP connections accepted on the device port (in every mode; the admin port's are not
     /// counted).
@@ -427,7 +429,7 @@ impl Emulator {
         self.app.state().advance_clock(secs);
     }
 
-    /// Clears all state: things, jobs, commands, faults, stats and the clock offset;
+    /// Clears all state: things, jobs, commands, faults, files, stats and the clock offset;
     /// also brings the device port back online and restores the keep-alive knobs given at
     /// start. Panics only if the device port cannot be bound again after `Refuse` (see
     /// [`Emulator::set_online`]).
@@ -480,6 +482,65 @@ impl Emulator {
         self.app
             .port
             .set_requests_per_connection(n.filter(|n| *n > 0));
+    }
+
+    // ------------------------------------------------------------------ files
+
+    /// Stores (or replaces) a file served at `GET/HEAD /files/{name}` on the device port.
+    /// `name` must match `[A-Za-z0-9._:-]{1,128}` (not `.`/`..`); at most 256 MiB.
+    pub fn put_file(
+        &self,
+        name: &str,
+        data: impl Into<hyper::body::Bytes>,
+        opts: FileOptions,
+    ) -> Result<FileInfo, String> {
+        let data = data.into();
+        validate::check_identifier("name", name).map_err(|e| e.message)?;
+        if data.len() as u64 > files::MAX_FILE_BYTES {
+            return Err(format!(
+                "a file may have at most {} bytes",
+                files::MAX_FILE_BYTES
+            ));
+        }
+        let sha = files::sha256_hex(&data);
+        Ok(self
+            .app
+            .state()
+            .files_mut()
+            .put(name, data, sha, opts, &self.endpoint))
+    }
+
+    /// Stores a file of `size` deterministic bytes made from `seed` (see
+    /// [`files::generate`]).
+    pub fn generate_file(
+        &self,
+        name: &str,
+        size: u64,
+        seed: u64,
+        opts: FileOptions,
+    ) -> Result<FileInfo, String> {
+        if size > files::MAX_FILE_BYTES {
+            return Err(format!(
+                "a file may have at most {} bytes",
+                files::MAX_FILE_BYTES
+            ));
+        }
+        self.put_file(name, files::generate(size as usize, seed), opts)
+    }
+
+    /// A stored file's description; `None` if there is none.
+    pub fn file(&self, name: &str) -> Option<FileInfo> {
+        self.app.state().files().info(name, &self.endpoint)
+    }
+
+    /// Removes a file and its request log; false if there was none.
+    pub fn delete_file(&self, name: &str) -> bool {
+        self.app.state().files_mut().remove(name)
+    }
+
+    /// The requests made for `/files/{name}`, oldest first (the last 1000).
+    pub fn file_requests(&self, name: &str) -> Vec<FileRequest> {
+        self.app.state().files().requests(name)
     }
 }
 

@@ -483,7 +483,7 @@ where
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
-    /// The main port: device API and the admin API.
+    /// The main port: device API, files, and the admin API.
     Device,
     /// The admin-only port, which stays up during outages.
     Admin,
@@ -542,6 +542,9 @@ async fn dispatch(
     let path = req.uri().path();
     let mut resp = match port {
         Port::Device if path.starts_with("/api/v1/") => crate::routes::handle(app, ctl, req).await,
+        Port::Device if path.starts_with(crate::files::PREFIX) => {
+            crate::files::handle(app, ctl, req).await
+        }
         _ if path.starts_with(crate::admin::PREFIX) => crate::admin::handle(app, req).await,
         _ => http::error(
             &ApiError::new(
