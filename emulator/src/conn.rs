@@ -46,6 +46,9 @@ pub struct ConnCtl {
     completed: AtomicU32,
     idle_since: Mutex<Instant>,
     response_done: Notify,
+    /// Set while a keep-alive knob is on: only then does the end of a response wake the
+    /// connection task.
+    watch_responses: AtomicBool,
 }
 
 impl Default for ConnCtl {
@@ -59,6 +62,7 @@ impl Default for ConnCtl {
             completed: AtomicU32::new(0),
             idle_since: Mutex::new(Instant::now()),
             response_done: Notify::new(),
+            watch_responses: AtomicBool::new(false),
         }
     }
 }
@@ -104,7 +108,15 @@ impl ConnCtl {
         *lock(&self.idle_since) = Instant::now();
         self.completed.fetch_add(1, Ordering::AcqRel);
         self.active.fetch_sub(1, Ordering::AcqRel);
-        self.response_done.notify_one();
+        if self.watch_responses.load(Ordering::Acquire) {
+            self.response_done.notify_one();
+        }
+    }
+
+    /// Whether [`ConnCtl::response_finished`] should resolve at the end of each response
+    /// (off by default, to spare a task wake-up per request).
+    pub fn watch_responses(&self, on: bool) {
+        self.watch_responses.store(on, Ordering::Release);
     }
 
     /// True while a request is being handled or its response written.
@@ -122,7 +134,7 @@ impl ConnCtl {
         *lock(&self.idle_since)
     }
 
-    /// Resolves when a response finishes.
+    /// Resolves when a response finishes (see [`ConnCtl::watch_responses`]).
     pub async fn response_finished(&self) {
         self.response_done.notified().await
     }

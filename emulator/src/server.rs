@@ -425,6 +425,7 @@ async fn serve_device_http<S>(
                 return sit_out_blackhole(&mut policy, &ctl).await;
             }
         }
+        ctl.watch_responses(p.idle_timeout.is_some() || p.requests_per_connection.is_some());
         let mut idle_deadline = None;
         if !closing && !ctl.is_busy() {
             let limit_reached = p
