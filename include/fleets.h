@@ -91,7 +91,9 @@ typedef fleets_config fleets_config_t;
 #define FLEETS_ERR_INVALID_ARGUMENT 101
 
 /**
- * A `*_json` argument is not JSON of the documented type. Nothing was sent.
+ * A `*_json` argument is not JSON of the documented type: every one must be a single JSON
+ * object, without lone surrogate escapes (`\ud800`), nested at most 100 levels deep (the
+ * object itself is level 1; `{"a":[1]}` is 2). Nothing was sent.
  */
 #define FLEETS_ERR_INVALID_JSON 102
 
@@ -245,8 +247,9 @@ extern "C" {
  * Reports the device's state: `POST /api/v1/thing-datas/shadow/reported`.
  *
  * - `client`, `thing_name` and `reported_json` are required; `thing_name` matches
- *   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object (deep-merged by the server;
- *   a `null` member deletes that key).
+ *   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object nested at most 100 levels
+ *   deep (see `FLEETS_ERR_INVALID_JSON`), deep-merged by the server; a `null` member deletes
+ *   that key.
  * - `client_token` (NULL = omitted): at most 64 printable ASCII bytes, echoed back.
  * - `version`: expected current shadow version (optimistic locking); 0 auto-increments.
  *   A stale version is `FLEETS_ERR_CONFLICT`.
@@ -653,7 +656,8 @@ void fleets_client_free(fleets_client_t *client);
  *
  * `json` and `pointer` are required NUL-terminated UTF-8. Buffer rules: NUL-terminated copy,
  * `*out_len` = length without the NUL; `FLEETS_ERR_BUFFER_TOO_SMALL` with the size needed
- * when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL. Errors:
+ * when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL; `out`
+ * may be the buffer that holds `json` (the value is copied before `out` is written). Errors:
  * `FLEETS_ERR_INVALID_JSON` (unparsable document), `FLEETS_ERR_JSON_NO_VALUE`,
  * `FLEETS_ERR_INVALID_ARGUMENT` (pointer not empty and not starting with `/`, or a `~` not
  * followed by `0` or `1`). Thread-safe; no state kept.

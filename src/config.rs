@@ -982,24 +982,20 @@ mod tests {
         let key_file = dir.0.join("key.pem");
         std::fs::write(&cert_file, &cert).unwrap();
         std::fs::write(&key_file, &key).unwrap();
-        let calls: [(&str, Box<dyn FnOnce(&mut Config) -> Result<()> + Send>); 3] = [
-            ("set_ca_file", {
-                let fifo = fifo.clone();
-                Box::new(move |c: &mut Config| c.set_ca_file(&fifo))
-            }),
-            ("set_client_cert(cert fifo)", {
-                let (fifo, key_file) = (fifo.clone(), key_file.clone());
-                Box::new(move |c: &mut Config| c.set_client_cert(&fifo, &key_file))
-            }),
-            ("set_client_cert(key fifo)", {
-                let (fifo, cert_file) = (fifo.clone(), cert_file.clone());
-                Box::new(move |c: &mut Config| c.set_client_cert(&cert_file, &fifo))
-            }),
-        ];
-        for (name, call) in calls {
+        for name in [
+            "set_ca_file",
+            "set_client_cert(cert fifo)",
+            "set_client_cert(key fifo)",
+        ] {
+            let (fifo, cert_file, key_file) = (fifo.clone(), cert_file.clone(), key_file.clone());
             let result = within_5s(move || {
                 let mut c = Config::new("https://h", "k", "s").unwrap();
-                call(&mut c).map_err(|e| (e.code(), e.message().to_owned()))
+                let result = match name {
+                    "set_ca_file" => c.set_ca_file(&fifo),
+                    "set_client_cert(cert fifo)" => c.set_client_cert(&fifo, &key_file),
+                    _ => c.set_client_cert(&cert_file, &fifo),
+                };
+                result.map_err(|e| (e.code(), e.message().to_owned()))
             });
             let Some(result) = result else {
                 panic!("{name} blocked on a FIFO");

@@ -45,6 +45,7 @@ pub use client::{
 };
 pub use config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
+    MAX_PEM_FILE_BYTES,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use response::Response;
@@ -52,7 +53,9 @@ pub use retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,
     MAX_ATTEMPTS_LIMIT,
 };
-pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
+pub use validate::{
+    JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_JSON_DEPTH, MAX_LABEL_LEN,
+};
 pub use wire::{ExecutionStatus, Severity};
 
 /// The library version, from Cargo.toml.

@@ -762,3 +762,64 @@ fn ca_file_that_is_a_fifo_or_too_big_fails_at_once() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An object nested `depth` levels deep, the object itself being level 1.
+fn nested_object(depth: usize) -> CString {
+    CString::new(format!(
+        "{}{}{}",
+        "{\"a\":".repeat(depth - 1),
+        "{\"t\":\"caf\\u00e9\"}",
+        "}".repeat(depth - 1)
+    ))
+    .unwrap()
+}
+
+#[test]
+fn json_nesting_limit_matches_what_the_server_takes() {
+    let emu = common::emulator();
+    let c = |s: &str| CString::new(s).unwrap();
+    let (endpoint, key, secret) = (c(emu.endpoint()), c(emu.api_key()), c(emu.api_secret()));
+    let ca = c(emu.ca_file().unwrap().to_str().unwrap());
+    let thing = c(common::THING);
+    let mut cfg: *mut fleets_config_t = ptr::null_mut();
+    let mut client: *mut fleets_client_t = ptr::null_mut();
+    // SAFETY: valid strings, outputs and handles; both handles freed at the end.
+    unsafe {
+        assert_eq!(
+            fleets_config_new(endpoint.as_ptr(), key.as_ptr(), secret.as_ptr(), &mut cfg),
+            FLEETS_OK
+        );
+        assert_eq!(fleets_config_set_ca_file(cfg, ca.as_ptr()), FLEETS_OK);
+        assert_eq!(fleets_client_new(cfg, &mut client), FLEETS_OK);
+        let report = |json: &CString| {
+            fleets_shadow_report(
+                client,
+                thing.as_ptr(),
+                json.as_ptr(),
+                ptr::null(),
+                0,
+                ptr::null_mut(),
+                0,
+                ptr::null_mut(),
+            )
+        };
+        // The deepest object the library takes is one the server takes, in the report
+        // wrapper ({"state":{"reported":...}}).
+        assert_eq!(
+            report(&nested_object(fleets::MAX_JSON_DEPTH)),
+            FLEETS_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(emu.stats().total, 1);
+        // One level more is refused before anything is sent, like every other bad JSON.
+        assert_eq!(
+            report(&nested_object(fleets::MAX_JSON_DEPTH + 1)),
+            FLEETS_ERR_INVALID_JSON
+        );
+        assert!(last_error().contains("deeper than"), "{}", last_error());
+        assert_eq!(emu.stats().total, 1);
+        fleets_client_free(client);
+        fleets_config_free(cfg);
+    }
+}

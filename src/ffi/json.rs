@@ -28,7 +28,9 @@ unsafe fn text_lookup(
                 OutBuffer::new(out, out_cap, out_len)?,
             )
         };
-        buffer.write(&lookup(document, pointer)?)
+        // `lookup` returns an owned copy: `out` may overlap `document`.
+        let text = lookup(document, pointer)?;
+        buffer.write(&text)
     })
 }
 
@@ -69,7 +71,8 @@ unsafe fn scalar_lookup<T>(
 ///
 /// `json` and `pointer` are required NUL-terminated UTF-8. Buffer rules: NUL-terminated copy,
 /// `*out_len` = length without the NUL; `FLEETS_ERR_BUFFER_TOO_SMALL` with the size needed
-/// when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL. Errors:
+/// when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL; `out`
+/// may be the buffer that holds `json` (the value is copied before `out` is written). Errors:
 /// `FLEETS_ERR_INVALID_JSON` (unparsable document), `FLEETS_ERR_JSON_NO_VALUE`,
 /// `FLEETS_ERR_INVALID_ARGUMENT` (pointer not empty and not starting with `/`, or a `~` not
 /// followed by `0` or `1`). Thread-safe; no state kept.
