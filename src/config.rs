@@ -453,13 +453,14 @@ fn parse_proxy(url: &str) -> Result<Proxy> {
     if userinfo.is_some_and(|u| !well_percent_encoded(u)) {
         return Err(bad(BAD_USERINFO));
     }
-    let canonical = format!(
-        "http://{}{}:{}",
-        userinfo.map_or(String::new(), |u| format!("{u}@")),
-        parts.host,
-        parts.port.unwrap_or(80)
-    );
-    let canonical = Zeroizing::new(canonical);
+    // Built in one zeroed buffer: it holds the password.
+    let mut canonical = Zeroizing::new(String::with_capacity(url.len() + 6));
+    canonical.push_str("http://");
+    if let Some(userinfo) = userinfo {
+        canonical.push_str(userinfo);
+        canonical.push('@');
+    }
+    canonical.push_str(&format!("{}:{}", parts.host, parts.port.unwrap_or(80)));
     Proxy::new(&canonical).map_err(|_| bad(BAD_USERINFO))
 }
 
