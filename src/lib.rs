@@ -49,7 +49,7 @@ pub use client::{
 };
 pub use config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
-    MAX_RESPONSE_BYTES_LIMIT,
+    MAX_PEM_FILE_BYTES, MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use logging::{clear_log_hook, set_log_hook, LogLevel};
@@ -59,7 +59,9 @@ pub use retry::{
     MAX_ATTEMPTS_LIMIT,
 };
 pub use stats::ClientStats;
-pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
+pub use validate::{
+    JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_JSON_DEPTH, MAX_LABEL_LEN,
+};
 pub use wire::{ExecutionStatus, Severity};
 
 /// The library version, from Cargo.toml.
