@@ -10,6 +10,7 @@ mod client;
 mod json;
 mod last_call;
 mod library;
+mod observe;
 mod types;
 mod workflows;
 
@@ -17,5 +18,6 @@ pub use calls::*;
 pub use client::*;
 pub use json::*;
 pub use library::*;
+pub use observe::*;
 pub use types::*;
 pub use workflows::*;
