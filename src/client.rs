@@ -603,6 +603,10 @@ impl Client {
     pub(crate) fn clean_error(&self, err: Error) -> Error {
         self.scrub(self.name_the_proxy(err))
     }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
 }
 
 impl fmt::Debug for Client {

@@ -22,8 +22,10 @@ use ureq::http::{header, HeaderValue, Uri};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorCode, Result};
+use crate::logging::{self, LogLevel};
 use crate::response::{self, ResponseHeaders};
 use crate::retry;
+use crate::stats::Counters;
 use crate::workflows::storage;
 
 /// Size of the one buffer a download reads into, hashes and writes from. At most this much
@@ -276,7 +278,36 @@ impl Client {
             meta: PartMeta::default(),
             buffer: vec![0u8; DOWNLOAD_CHUNK_BYTES],
         };
-        download.run().map_err(|e| self.clean_error(e))
+        // Counted as one call, like a ThingDatas call, whatever the requests it takes.
+        let started = std::time::Instant::now();
+        let counters = self.counters();
+        Counters::add(&counters.calls, 1);
+        let outcome = download.run().map_err(|e| self.clean_error(e));
+        counters.last_latency_ns.store(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        match &outcome {
+            Ok(report) => logging::log(
+                LogLevel::Debug,
+                format_args!(
+                    "download {}: {} bytes verified ({} fetched, {} kept from before) in {:.1} ms",
+                    download.url.path(),
+                    report.size,
+                    report.fetched,
+                    report.resumed_from,
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+            ),
+            Err(error) => {
+                Counters::add(&counters.failures, 1);
+                logging::log(
+                    LogLevel::Warn,
+                    format_args!("download {} failed: {error}", download.url.path()),
+                );
+            }
+        }
+        outcome
     }
 }
 
@@ -316,6 +347,7 @@ impl<P: FnMut(u64, u64) -> bool> Download<'_, P> {
                 Err(error) => {
                     fresh_connection = false;
                     if error.is_stale_connection() && !resent_after_stale {
+                        Counters::add(&self.client.counters().stale_resends, 1);
                         resent_after_stale = true;
                         fresh_connection = true;
                         continue;
@@ -331,7 +363,21 @@ impl<P: FnMut(u64, u64) -> bool> Download<'_, P> {
                     if failures >= policy.max_attempts() {
                         return Err(error.after_attempts(failures));
                     }
-                    std::thread::sleep(policy.delay(failures, error.retry_after()));
+                    let wait = policy.delay(failures, error.retry_after());
+                    Counters::add(&self.client.counters().retries, 1);
+                    if logging::enabled(LogLevel::Info) {
+                        let error = self.client.clean_error(error);
+                        logging::log(
+                            LogLevel::Info,
+                            format_args!(
+                                "download {}: {error}; resuming at byte {} in {} ms",
+                                self.url.path(),
+                                part.offset,
+                                wait.as_millis()
+                            ),
+                        );
+                    }
+                    std::thread::sleep(wait);
                 }
             }
         }
@@ -627,6 +673,12 @@ impl<P: FnMut(u64, u64) -> bool> Download<'_, P> {
         fresh_connection: bool,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let client = self.client;
+        // Only the path goes to the log: a query may hold a presigned URL's signature.
+        Counters::add(&client.counters().requests, 1);
+        logging::log(
+            LogLevel::Debug,
+            format_args!("GET {} from byte {offset}", uri.path()),
+        );
         let mut request = client
             .agent()
             .get(uri.clone())

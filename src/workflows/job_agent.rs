@@ -30,6 +30,7 @@ use serde_json::value::RawValue;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorCode, Result};
+use crate::logging::{self, LogLevel};
 use crate::validate;
 use crate::wire::ExecutionStatus;
 use crate::workflows::storage;
@@ -420,6 +421,13 @@ impl<'a, 'h> Run<'a, 'h> {
 
     /// Drops the local state of a job the server no longer has in progress.
     fn forget(&self, server_status: &str, resumed: bool) -> Result<JobRun> {
+        logging::log(
+            LogLevel::Info,
+            format_args!(
+                "job {}: {server_status} at the server; its local state is dropped",
+                self.state.job_id
+            ),
+        );
         storage::remove(&self.path)?;
         storage::sync_dir(storage::parent_dir(&self.path))?;
         let outcome = match server_status {
@@ -478,6 +486,15 @@ impl<'a, 'h> Run<'a, 'h> {
         };
         let thing_name = self.agent.thing_name.clone();
         let job_id = self.state.job_id.clone();
+        logging::log(
+            LogLevel::Info,
+            format_args!(
+                "job {job_id}: {action:?} {} at step {} (attempt {})",
+                if resumed { "resumed" } else { "claimed" },
+                self.state.step,
+                self.state.attempts + 1
+            ),
+        );
         loop {
             if self.state.step >= MAX_JOB_STEPS {
                 let details = reason(&format!(
@@ -599,6 +616,15 @@ impl<'a, 'h> Run<'a, 'h> {
 
     /// Records the final status, then sends it.
     fn decide(&mut self, status: Final, details: Option<String>, resumed: bool) -> Result<JobRun> {
+        logging::log(
+            LogLevel::Info,
+            format_args!(
+                "job {}: {} at step {}",
+                self.state.job_id,
+                status.name(),
+                self.state.step
+            ),
+        );
         self.state.final_status = Some(status);
         self.state.final_details = details;
         self.persist()?;
