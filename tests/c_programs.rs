@@ -123,8 +123,11 @@ fn c_error_paths() {
 fn c_workflows() {
     let exe = compile("workflows");
     let emu = common::emulator();
-    emu.set_desired(common::THING, json!({"targetTemperature": 24, "mode": "eco"}))
-        .unwrap();
+    emu.set_desired(
+        common::THING,
+        json!({"targetTemperature": 24, "mode": "eco"}),
+    )
+    .unwrap();
     let succeeded = emu.create_job(json!({"action": "probe"}), &[common::THING], None);
     let failed = emu.create_job(json!({"action": "probe"}), &[common::THING], None);
     let rejected = emu.create_job(json!({"action": "unknown"}), &[common::THING], None);
@@ -142,7 +145,10 @@ fn c_workflows() {
     assert_eq!(shadow["delta"], json!({"mode": "eco"}));
     let job = |id: &str| emu.job_execution(id, common::THING).unwrap();
     assert_eq!(job(&succeeded)["status"], "SUCCEEDED");
-    assert_eq!(job(&succeeded)["statusDetails"], json!({"step": 0, "attempt": 2}));
+    assert_eq!(
+        job(&succeeded)["statusDetails"],
+        json!({"step": 0, "attempt": 2})
+    );
     assert_eq!(job(&failed)["status"], "FAILED");
     assert_eq!(
         job(&failed)["statusDetails"]["reason"],

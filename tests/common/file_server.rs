@@ -22,9 +22,6 @@ pub struct ServedFile {
     pub cut_after: Option<(u64, u32)>,
     /// Pause this long after every 16 KiB of body.
     pub chunk_delay: Option<Duration>,
-    /// Send only this many body bytes of the next `times` responses, then stop sending and
-    /// hold the connection until the client closes it (a stalled transfer).
-    pub stall_after: Option<(u64, u32)>,
 }
 
 /// One request, as the server saw it.
@@ -137,18 +134,6 @@ impl FileServer {
         self.log.lock().unwrap().clear();
     }
 
-    /// Waits until every logged response is over; false on timeout.
-    pub fn wait_responses_done(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.log.lock().unwrap().iter().any(|r| !r.done) {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        true
-    }
-
     /// A client configuration for this server as the endpoint, trusting its CA.
     pub fn config(&self) -> fleets::Config {
         let mut config =
@@ -193,9 +178,6 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
             files.get_mut(name).map(|f| {
                 let served = f.clone();
                 if let Some((_, times)) = &mut f.cut_after {
-                    *times = times.saturating_sub(1);
-                }
-                if let Some((_, times)) = &mut f.stall_after {
                     *times = times.saturating_sub(1);
                 }
                 served
@@ -269,11 +251,7 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
             .cut_after
             .filter(|(_, times)| *times > 0)
             .map(|(bytes, _)| bytes as usize);
-        let stall = file
-            .stall_after
-            .filter(|(_, times)| *times > 0)
-            .map(|(bytes, _)| bytes as usize);
-        let limit = cut.or(stall).map_or(body.len(), |c| c.min(body.len()));
+        let limit = cut.map_or(body.len(), |c| c.min(body.len()));
         let mut written = 0;
         let mut failed = false;
         for piece in body[..limit].chunks(16 * 1024) {
@@ -291,12 +269,6 @@ fn serve(conn: &mut Conn, files: &Mutex<HashMap<String, ServedFile>>, log: &Mute
             }
         }
         let _ = conn.stream.flush();
-        if stall.is_some_and(|s| s < body.len()) && !failed {
-            // Hold the connection until the client goes away (or the 20 s read timeout).
-            let mut byte = [0u8; 1];
-            let _ = conn.stream.read(&mut byte);
-            failed = true;
-        }
         if let Some(entry) = log.lock().unwrap().get_mut(index) {
             entry.body_bytes = written as u64;
             entry.done = true;
