@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 import fleets
-from fleets import _ffi
+from fleets import _ffi, _workflows
 from fleets._errors import FleetsError, error_class
 
 from conftest import HEADER
@@ -65,6 +65,14 @@ C_TO_CTYPES = {
     "int64_t*": ctypes.POINTER(ctypes.c_int64),
     "bool*": ctypes.POINTER(ctypes.c_bool),
     "void": None,
+    # the workflows
+    "const fleets_client_t*": ctypes.c_void_p,
+    "void*": ctypes.c_void_p,
+    "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
+    "fleets_delta_fn": _ffi.fleets_delta_fn,
+    "fleets_progress_fn": _ffi.fleets_progress_fn,
+    "const fleets_job_handlers_t*": ctypes.POINTER(_ffi.fleets_job_handlers),
+    "fleets_job_outcome_t*": ctypes.POINTER(_ffi.fleets_job_outcome),
 }
 
 
@@ -114,7 +122,35 @@ def test_every_header_constant_is_covered() -> None:
     covered = {m.c_name for m in fleets.ResultCode}
     covered |= {f"FLEETS_SEVERITY_{m.name}" for m in fleets.Severity}
     covered |= {f"FLEETS_EXECUTION_{m.name}" for m in fleets.ExecutionStatus}
+    covered |= {f"FLEETS_JOB_STEP_{m.name}" for m in fleets.StepResult}
+    covered |= {f"FLEETS_JOB_OUTCOME_{m.name}" for m in fleets.JobOutcomeKind}
+    covered |= set(_workflows.C_CONSTANTS)
     assert set(header_defines()) - known - covered == set()
+
+
+def test_workflow_constants_equal_header() -> None:
+    defs = {k: int(v) for k, v in header_defines().items() if v.isdigit()}
+    for m in fleets.StepResult:
+        assert defs[f"FLEETS_JOB_STEP_{m.name}"] == m
+    for m in fleets.JobOutcomeKind:
+        assert defs[f"FLEETS_JOB_OUTCOME_{m.name}"] == m
+    for name, value in _workflows.C_CONSTANTS.items():
+        assert defs[name] == value, name
+
+
+def test_job_structs_match_the_header_layout() -> None:
+    """Field order and types of the ctypes structs, against the header's struct bodies."""
+    text = _strip_comments(HEADER.read_text())
+    for name, struct in (
+        ("fleets_job_step", _ffi.fleets_job_step),
+        ("fleets_job_handler", _ffi.fleets_job_handler),
+        ("fleets_job_handlers", _ffi.fleets_job_handlers),
+        ("fleets_job_outcome", _ffi.fleets_job_outcome),
+    ):
+        m = re.search(r"typedef struct \{([^}]*)\} " + name + r";", text)
+        assert m, name
+        fields = [re.sub(r"\[\d+\]", "", f.split()[-1]).lstrip("*") for f in m.group(1).split(";") if f.strip()]
+        assert [f[0] for f in struct._fields_] == fields, name
 
 
 def test_versions_agree() -> None:

@@ -695,6 +695,104 @@ class Client:
         )
 
 
+    # ------------------------------------------------------------------ workflows
+
+    def _run(self, name: str, *args: Any) -> None:
+        """Runs the C workflow function ``name(client, *args)``; raises on failure."""
+        with self._cond:
+            if self._closed:
+                raise ClientClosedError("the client is closed", code=ResultCode.ERR_NULL_ARGUMENT)
+            self._inflight += 1
+            handle = self._handle
+        try:
+            code = getattr(_lib, name)(handle, *args)
+            if code != ResultCode.OK:
+                # Transport and HTTP failures (2xx, 3xx) keep the exchange, as for the calls.
+                exchange = _last_exchange() if 200 <= code < 400 else (None, None)
+                body = _last_response() if exchange[0] else None
+                _raise_for(code, self._credentials, body, exchange)
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                if self._closed and not self._inflight:
+                    self._cond.notify_all()
+
+    def shadow_sync(
+        self,
+        thing: str,
+        on_delta: Any,
+        *,
+        applied_version: int = 0,
+        state_file: Optional[PathLike] = None,
+    ) -> int:
+        """Syncs the desired state into the device (``fleets_shadow_sync``).
+
+        Reads the shadow; when its delta is not empty and its version is newer than
+        ``applied_version``, offers each top-level delta property to ``on_delta``, reports the
+        accepted values with the shadow's version, and on a version conflict reads the shadow
+        again (4 reads at most).
+
+        Args:
+            on_delta: ``callable(key, value) -> bool`` (True: applied, reported back; False:
+                declined, offered again next time), or a dict ``{key: callable(value)}``
+                whose callables accept unless they return False (keys not in the dict are
+                declined). ``value`` is the decoded JSON value (for an object, only the
+                members that differ from the reported state).
+            applied_version: the version of the last shadow whose values the device applied
+                (0 at first): an older or equal shadow is never offered.
+            state_file: keep the applied version in this file instead (then
+                ``applied_version`` is ignored).
+
+        Returns:
+            The applied version to pass next time. A value may be offered again (after a
+            conflict, a failed report, or when declined): applying must be idempotent.
+
+        Raises:
+            ConflictError: the desired state kept changing. StorageError: the state file.
+            Any exception ``on_delta`` raised (the remaining values are declined; what was
+            accepted before it is reported).
+        """
+        from ._workflows import shadow_sync
+
+        return shadow_sync(self, thing, on_delta, applied_version=applied_version, state_file=state_file)
+
+    def download(
+        self,
+        url: str,
+        sha256: str,
+        dest: PathLike,
+        *,
+        progress: Optional[Callable[[int, int], Any]] = None,
+        send_credentials: bool = False,
+        restart: bool = True,
+    ) -> None:
+        """Downloads ``url`` into ``dest``, verified against ``sha256`` (64 hex digits), and
+        resumes an earlier interrupted download of the same content (``fleets_download``).
+
+        Same TLS trust, proxy and timeouts as the client's calls. The bytes go to
+        ``<dest>.part``; after an interruption the next call asks for the rest with
+        ``Range``. The SHA-256 is checked before the file is synced and renamed over
+        ``dest``: ``dest`` holds its old content or the complete verified new one. Memory
+        stays bounded (one 64 KiB buffer). Credentials are sent only to the client's own
+        endpoint, or with ``send_credentials=True`` to the host of ``url``; never to a host a
+        redirect points at.
+
+        Args:
+            progress: ``callable(received, total)``, called when the transfer starts and
+                after every 64 KiB (``total`` 0 when unknown); returning False stops the
+                download (:class:`CanceledError`), as does an exception (raised again).
+            restart: False: fail with :class:`RangeNotSupportedError` instead of starting over
+                when a resumed download meets a server that sends the whole file.
+
+        Raises:
+            HashMismatchError, RangeNotSupportedError, DiskFullError (the partial file stays),
+            StorageError, CanceledError, and the errors of the calls (connection, TLS, HTTP).
+        """
+        from ._workflows import download
+
+        download(self, url, sha256, dest, progress=progress, send_credentials=send_credentials, restart=restart)
+
+
 def library_version() -> str:
     """The loaded libfleets version (``fleets_version()``)."""
     return str(_lib.fleets_version().decode())

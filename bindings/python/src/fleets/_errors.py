@@ -145,6 +145,26 @@ class BadResponseError(FleetsError):
     """A 2xx response whose body is not JSON, or a response over the size limit."""
 
 
+class CanceledError(FleetsError):
+    """A callback stopped a workflow (a download's progress callback returned False)."""
+
+
+class HashMismatchError(BadResponseError):
+    """A downloaded file's SHA-256 is not the expected one; nothing was installed."""
+
+
+class RangeNotSupportedError(BadResponseError):
+    """A download had to resume, the server sent the whole file, and ``restart=False``."""
+
+
+class StorageError(FleetsError, OSError):
+    """A local file (a state file, a download) could not be read, written, synced or renamed."""
+
+
+class DiskFullError(StorageError):
+    """Local storage is full; a partial download is kept for when space is freed."""
+
+
 class InternalError(FleetsError):
     """A bug in libfleets or the binding (a caught panic, resource exhaustion)."""
 
@@ -170,6 +190,11 @@ _BY_CODE: Dict[int, Type[FleetsError]] = {
     ResultCode.ERR_SERVER: ServerError,
     ResultCode.ERR_HTTP: ApiError,
     ResultCode.ERR_BAD_RESPONSE: BadResponseError,
+    ResultCode.ERR_CANCELED: CanceledError,
+    ResultCode.ERR_HASH_MISMATCH: HashMismatchError,
+    ResultCode.ERR_RANGE_NOT_SUPPORTED: RangeNotSupportedError,
+    ResultCode.ERR_DISK_FULL: DiskFullError,
+    ResultCode.ERR_STORAGE: StorageError,
     ResultCode.ERR_PANIC: InternalError,
     ResultCode.ERR_INTERNAL: InternalError,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -26,6 +26,52 @@ out_buf = POINTER(c_char)
 size_p = POINTER(c_size_t)
 
 _RESPONSE: List[Any] = [out_buf, c_size_t, size_p]
+
+# Workflows (fleets_shadow_sync, fleets_job_agent_run_once, fleets_download): callback types,
+# the structs of the job agent, and the flag and size constants of the header.
+DOWNLOAD_SEND_CREDENTIALS = 1
+DOWNLOAD_NO_RESTART = 2
+JOB_DETAILS_CAP = 1025
+fleets_delta_fn = CFUNCTYPE(c_bool, c_char_p, c_char_p, c_void_p)
+fleets_progress_fn = CFUNCTYPE(c_bool, c_uint64, c_uint64, c_void_p)
+
+
+class fleets_job_step(Structure):
+    _fields_ = [
+        ("client", c_void_p),
+        ("thing_name", c_char_p),
+        ("job_id", c_char_p),
+        ("action", c_char_p),
+        ("document_json", c_char_p),
+        ("step", c_uint32),
+        ("attempt", c_uint32),
+        ("details", POINTER(c_char)),
+        ("details_cap", c_size_t),
+    ]
+
+
+fleets_job_handler_fn = CFUNCTYPE(c_uint32, POINTER(fleets_job_step), c_void_p)
+fleets_job_gate_fn = CFUNCTYPE(c_bool, POINTER(fleets_job_step), c_void_p)
+
+
+class fleets_job_handler(Structure):
+    _fields_ = [("action", c_char_p), ("run", fleets_job_handler_fn), ("user", c_void_p)]
+
+
+class fleets_job_handlers(Structure):
+    _fields_ = [
+        ("handlers", POINTER(fleets_job_handler)),
+        ("count", c_size_t),
+        ("gate", fleets_job_gate_fn),
+        ("gate_user", c_void_p),
+        ("job_timeout_minutes", c_uint32),
+        ("max_attempts", c_uint32),
+    ]
+
+
+class fleets_job_outcome(Structure):
+    _fields_ = [("kind", c_uint32), ("step", c_uint32), ("resumed", c_bool), ("job_id", c_char * 129)]
+
 
 #: name -> (restype, argtypes) for every function of include/fleets.h.
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
@@ -46,6 +92,20 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_jobs_update": (
         fleets_result,
         [fleets_client_p, c_char_p, c_char_p, fleets_execution_status, c_char_p, c_uint64, c_char_p] + _RESPONSE,
+    ),
+    # Workflows
+    "fleets_shadow_sync": (fleets_result, [fleets_client_p, c_char_p, fleets_delta_fn, c_void_p, POINTER(c_uint64)]),
+    "fleets_shadow_sync_with_state_file": (
+        fleets_result,
+        [fleets_client_p, c_char_p, fleets_delta_fn, c_void_p, c_char_p, POINTER(c_uint64)],
+    ),
+    "fleets_job_agent_run_once": (
+        fleets_result,
+        [fleets_client_p, c_char_p, POINTER(fleets_job_handlers), c_char_p, POINTER(fleets_job_outcome)],
+    ),
+    "fleets_download": (
+        fleets_result,
+        [fleets_client_p, c_char_p, c_char_p, c_char_p, c_uint32, fleets_progress_fn, c_void_p],
     ),
     # Configuration and client
     "fleets_config_new": (fleets_result, [c_char_p, c_char_p, c_char_p, POINTER(fleets_config_p)]),
