@@ -37,6 +37,7 @@ type Client struct {
 	cleanup  runtime.Cleanup
 	endpoint string       // shown by String, redacted
 	creds    *credentials // scrubbed from error messages; never printed
+	flows    workflows    // workflows running (their callbacks may make calls): Close waits
 }
 
 // String describes the client without credentials: "fleets.Client{https://host open}".
@@ -248,6 +249,7 @@ func freeHandle(h unsafe.Pointer) {
 // goroutines to finish; later calls fail with ErrClosed. Close is idempotent and always
 // returns nil.
 func (c *Client) Close() error {
+	c.flows.drain()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.h == nil {

@@ -16,57 +16,67 @@ type Code uint32
 // one differs from fleets.h, and codes_test.go checks that every FLEETS_ERR_* of the
 // header has a constant and a name.
 const (
-	CodeOK              Code = 0   // FLEETS_OK
-	CodeNullArgument    Code = 100 // FLEETS_ERR_NULL_ARGUMENT: a required C pointer was NULL
-	CodeInvalidArgument Code = 101 // FLEETS_ERR_INVALID_ARGUMENT: bad identifier, enum value or length
-	CodeInvalidJSON     Code = 102 // FLEETS_ERR_INVALID_JSON: a JSON argument is not JSON of the documented type
-	CodeBufferTooSmall  Code = 103 // FLEETS_ERR_BUFFER_TOO_SMALL: handled inside this package
-	CodeInvalidConfig   Code = 104 // FLEETS_ERR_INVALID_CONFIG: bad endpoint, CA, client certificate, proxy, retry policy or environment
-	CodeJSONNoValue     Code = 105 // FLEETS_ERR_JSON_NO_VALUE (C JSON helpers only)
-	CodeJSONType        Code = 106 // FLEETS_ERR_JSON_TYPE (C JSON helpers only)
-	CodeConnect         Code = 200 // FLEETS_ERR_CONNECT: DNS failure, connection refused, unreachable
-	CodeTLS             Code = 201 // FLEETS_ERR_TLS: handshake or certificate verification failed
-	CodeTimeout         Code = 202 // FLEETS_ERR_TIMEOUT: connect timeout or request deadline expired
-	CodeIO              Code = 203 // FLEETS_ERR_IO: connection broken, truncated body, not HTTP
-	CodeBadRequest      Code = 300 // FLEETS_ERR_BAD_REQUEST: HTTP 400
-	CodeUnauthorized    Code = 301 // FLEETS_ERR_UNAUTHORIZED: HTTP 401
-	CodeForbidden       Code = 302 // FLEETS_ERR_FORBIDDEN: HTTP 403
-	CodeNotFound        Code = 303 // FLEETS_ERR_NOT_FOUND: HTTP 404
-	CodeConflict        Code = 304 // FLEETS_ERR_CONFLICT: HTTP 409
-	CodePayloadTooLarge Code = 305 // FLEETS_ERR_PAYLOAD_TOO_LARGE: HTTP 413
-	CodeRateLimited     Code = 306 // FLEETS_ERR_RATE_LIMITED: HTTP 429
-	CodeServer          Code = 307 // FLEETS_ERR_SERVER: HTTP 5xx
-	CodeHTTP            Code = 308 // FLEETS_ERR_HTTP: any other non-2xx status (redirects are not followed)
-	CodeBadResponse     Code = 309 // FLEETS_ERR_BAD_RESPONSE: 2xx body not JSON, or over the size limit
-	CodePanic           Code = 900 // FLEETS_ERR_PANIC: a bug in libfleets
-	CodeInternal        Code = 901 // FLEETS_ERR_INTERNAL: a bug or resource exhaustion
+	CodeOK                Code = 0   // FLEETS_OK
+	CodeNullArgument      Code = 100 // FLEETS_ERR_NULL_ARGUMENT: a required C pointer was NULL
+	CodeInvalidArgument   Code = 101 // FLEETS_ERR_INVALID_ARGUMENT: bad identifier, enum value or length
+	CodeInvalidJSON       Code = 102 // FLEETS_ERR_INVALID_JSON: a JSON argument is not JSON of the documented type
+	CodeBufferTooSmall    Code = 103 // FLEETS_ERR_BUFFER_TOO_SMALL: handled inside this package
+	CodeInvalidConfig     Code = 104 // FLEETS_ERR_INVALID_CONFIG: bad endpoint, CA, client certificate, proxy, retry policy or environment
+	CodeJSONNoValue       Code = 105 // FLEETS_ERR_JSON_NO_VALUE (C JSON helpers only)
+	CodeJSONType          Code = 106 // FLEETS_ERR_JSON_TYPE (C JSON helpers only)
+	CodeCanceled          Code = 107 // FLEETS_ERR_CANCELED: a callback stopped a workflow (a download's Progress returned false)
+	CodeConnect           Code = 200 // FLEETS_ERR_CONNECT: DNS failure, connection refused, unreachable
+	CodeTLS               Code = 201 // FLEETS_ERR_TLS: handshake or certificate verification failed
+	CodeTimeout           Code = 202 // FLEETS_ERR_TIMEOUT: connect timeout or request deadline expired
+	CodeIO                Code = 203 // FLEETS_ERR_IO: connection broken, truncated body, not HTTP
+	CodeBadRequest        Code = 300 // FLEETS_ERR_BAD_REQUEST: HTTP 400
+	CodeUnauthorized      Code = 301 // FLEETS_ERR_UNAUTHORIZED: HTTP 401
+	CodeForbidden         Code = 302 // FLEETS_ERR_FORBIDDEN: HTTP 403
+	CodeNotFound          Code = 303 // FLEETS_ERR_NOT_FOUND: HTTP 404
+	CodeConflict          Code = 304 // FLEETS_ERR_CONFLICT: HTTP 409
+	CodePayloadTooLarge   Code = 305 // FLEETS_ERR_PAYLOAD_TOO_LARGE: HTTP 413
+	CodeRateLimited       Code = 306 // FLEETS_ERR_RATE_LIMITED: HTTP 429
+	CodeServer            Code = 307 // FLEETS_ERR_SERVER: HTTP 5xx
+	CodeHTTP              Code = 308 // FLEETS_ERR_HTTP: any other non-2xx status (redirects are not followed)
+	CodeBadResponse       Code = 309 // FLEETS_ERR_BAD_RESPONSE: 2xx body not JSON, or over the size limit
+	CodeHashMismatch      Code = 310 // FLEETS_ERR_HASH_MISMATCH: a downloaded file's SHA-256 is not the expected one
+	CodeRangeNotSupported Code = 311 // FLEETS_ERR_RANGE_NOT_SUPPORTED: a resumed download got the whole file (NoRestart)
+	CodeDiskFull          Code = 420 // FLEETS_ERR_DISK_FULL: local storage is full
+	CodeStorage           Code = 421 // FLEETS_ERR_STORAGE: a state file or download could not be read or written
+	CodePanic             Code = 900 // FLEETS_ERR_PANIC: a bug in libfleets
+	CodeInternal          Code = 901 // FLEETS_ERR_INTERNAL: a bug or resource exhaustion
 )
 
 var codeNames = map[Code]string{
-	CodeOK:              "FLEETS_OK",
-	CodeNullArgument:    "FLEETS_ERR_NULL_ARGUMENT",
-	CodeInvalidArgument: "FLEETS_ERR_INVALID_ARGUMENT",
-	CodeInvalidJSON:     "FLEETS_ERR_INVALID_JSON",
-	CodeBufferTooSmall:  "FLEETS_ERR_BUFFER_TOO_SMALL",
-	CodeInvalidConfig:   "FLEETS_ERR_INVALID_CONFIG",
-	CodeJSONNoValue:     "FLEETS_ERR_JSON_NO_VALUE",
-	CodeJSONType:        "FLEETS_ERR_JSON_TYPE",
-	CodeConnect:         "FLEETS_ERR_CONNECT",
-	CodeTLS:             "FLEETS_ERR_TLS",
-	CodeTimeout:         "FLEETS_ERR_TIMEOUT",
-	CodeIO:              "FLEETS_ERR_IO",
-	CodeBadRequest:      "FLEETS_ERR_BAD_REQUEST",
-	CodeUnauthorized:    "FLEETS_ERR_UNAUTHORIZED",
-	CodeForbidden:       "FLEETS_ERR_FORBIDDEN",
-	CodeNotFound:        "FLEETS_ERR_NOT_FOUND",
-	CodeConflict:        "FLEETS_ERR_CONFLICT",
-	CodePayloadTooLarge: "FLEETS_ERR_PAYLOAD_TOO_LARGE",
-	CodeRateLimited:     "FLEETS_ERR_RATE_LIMITED",
-	CodeServer:          "FLEETS_ERR_SERVER",
-	CodeHTTP:            "FLEETS_ERR_HTTP",
-	CodeBadResponse:     "FLEETS_ERR_BAD_RESPONSE",
-	CodePanic:           "FLEETS_ERR_PANIC",
-	CodeInternal:        "FLEETS_ERR_INTERNAL",
+	CodeOK:                "FLEETS_OK",
+	CodeNullArgument:      "FLEETS_ERR_NULL_ARGUMENT",
+	CodeInvalidArgument:   "FLEETS_ERR_INVALID_ARGUMENT",
+	CodeInvalidJSON:       "FLEETS_ERR_INVALID_JSON",
+	CodeBufferTooSmall:    "FLEETS_ERR_BUFFER_TOO_SMALL",
+	CodeInvalidConfig:     "FLEETS_ERR_INVALID_CONFIG",
+	CodeJSONNoValue:       "FLEETS_ERR_JSON_NO_VALUE",
+	CodeJSONType:          "FLEETS_ERR_JSON_TYPE",
+	CodeCanceled:          "FLEETS_ERR_CANCELED",
+	CodeConnect:           "FLEETS_ERR_CONNECT",
+	CodeTLS:               "FLEETS_ERR_TLS",
+	CodeTimeout:           "FLEETS_ERR_TIMEOUT",
+	CodeIO:                "FLEETS_ERR_IO",
+	CodeBadRequest:        "FLEETS_ERR_BAD_REQUEST",
+	CodeUnauthorized:      "FLEETS_ERR_UNAUTHORIZED",
+	CodeForbidden:         "FLEETS_ERR_FORBIDDEN",
+	CodeNotFound:          "FLEETS_ERR_NOT_FOUND",
+	CodeConflict:          "FLEETS_ERR_CONFLICT",
+	CodePayloadTooLarge:   "FLEETS_ERR_PAYLOAD_TOO_LARGE",
+	CodeRateLimited:       "FLEETS_ERR_RATE_LIMITED",
+	CodeServer:            "FLEETS_ERR_SERVER",
+	CodeHTTP:              "FLEETS_ERR_HTTP",
+	CodeBadResponse:       "FLEETS_ERR_BAD_RESPONSE",
+	CodeHashMismatch:      "FLEETS_ERR_HASH_MISMATCH",
+	CodeRangeNotSupported: "FLEETS_ERR_RANGE_NOT_SUPPORTED",
+	CodeDiskFull:          "FLEETS_ERR_DISK_FULL",
+	CodeStorage:           "FLEETS_ERR_STORAGE",
+	CodePanic:             "FLEETS_ERR_PANIC",
+	CodeInternal:          "FLEETS_ERR_INTERNAL",
 }
 
 // String returns the C constant's name, e.g. "FLEETS_ERR_TIMEOUT", or "Code(N)" for a
@@ -148,24 +158,29 @@ func sentinel(c Code, msg string) *Error { return &Error{Code: c, Message: msg} 
 
 // Sentinel errors, for use with errors.Is. Each matches every *Error with its Code.
 var (
-	ErrInvalidArgument = sentinel(CodeInvalidArgument, "invalid argument")
-	ErrInvalidJSON     = sentinel(CodeInvalidJSON, "invalid JSON argument")
-	ErrInvalidConfig   = sentinel(CodeInvalidConfig, "invalid configuration")
-	ErrConnect         = sentinel(CodeConnect, "cannot connect")
-	ErrTLS             = sentinel(CodeTLS, "TLS failure")
-	ErrTimeout         = sentinel(CodeTimeout, "timed out")
-	ErrIO              = sentinel(CodeIO, "connection failure")
-	ErrBadRequest      = sentinel(CodeBadRequest, "bad request")
-	ErrUnauthorized    = sentinel(CodeUnauthorized, "unauthorized")
-	ErrForbidden       = sentinel(CodeForbidden, "forbidden")
-	ErrNotFound        = sentinel(CodeNotFound, "not found")
-	ErrConflict        = sentinel(CodeConflict, "conflict")
-	ErrPayloadTooLarge = sentinel(CodePayloadTooLarge, "payload too large")
-	ErrRateLimited     = sentinel(CodeRateLimited, "rate limited")
-	ErrServer          = sentinel(CodeServer, "server error")
-	ErrHTTP            = sentinel(CodeHTTP, "unexpected HTTP status")
-	ErrBadResponse     = sentinel(CodeBadResponse, "bad response")
-	ErrInternal        = sentinel(CodeInternal, "internal error")
+	ErrInvalidArgument   = sentinel(CodeInvalidArgument, "invalid argument")
+	ErrInvalidJSON       = sentinel(CodeInvalidJSON, "invalid JSON argument")
+	ErrInvalidConfig     = sentinel(CodeInvalidConfig, "invalid configuration")
+	ErrConnect           = sentinel(CodeConnect, "cannot connect")
+	ErrTLS               = sentinel(CodeTLS, "TLS failure")
+	ErrTimeout           = sentinel(CodeTimeout, "timed out")
+	ErrIO                = sentinel(CodeIO, "connection failure")
+	ErrBadRequest        = sentinel(CodeBadRequest, "bad request")
+	ErrUnauthorized      = sentinel(CodeUnauthorized, "unauthorized")
+	ErrForbidden         = sentinel(CodeForbidden, "forbidden")
+	ErrNotFound          = sentinel(CodeNotFound, "not found")
+	ErrConflict          = sentinel(CodeConflict, "conflict")
+	ErrPayloadTooLarge   = sentinel(CodePayloadTooLarge, "payload too large")
+	ErrRateLimited       = sentinel(CodeRateLimited, "rate limited")
+	ErrServer            = sentinel(CodeServer, "server error")
+	ErrHTTP              = sentinel(CodeHTTP, "unexpected HTTP status")
+	ErrBadResponse       = sentinel(CodeBadResponse, "bad response")
+	ErrCanceled          = sentinel(CodeCanceled, "canceled by a callback")
+	ErrHashMismatch      = sentinel(CodeHashMismatch, "hash mismatch")
+	ErrRangeNotSupported = sentinel(CodeRangeNotSupported, "range not supported")
+	ErrDiskFull          = sentinel(CodeDiskFull, "disk full")
+	ErrStorage           = sentinel(CodeStorage, "local storage failure")
+	ErrInternal          = sentinel(CodeInternal, "internal error")
 )
 
 // ErrClosed is returned by calls on a Client after Close.
