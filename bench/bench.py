@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import download_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 EMULATOR = TARGET / "release" / "fleets-emulator"
@@ -336,7 +338,8 @@ def main():
         sections = [("seq", lambda: b.throughput("seq", "C reports/s, 1 thread, keep-alive", 1)),
                     ("threads", lambda: b.throughput("threads4", "C reports/s, 4 threads (1 client vs 4 handles)", 4)),
                     ("cold", b.cold_start), ("instr", b.instructions), ("mem", b.memory),
-                    ("size", b.footprint), ("python", b.python), ("go", b.go), ("capacity", b.capacity)]
+                    ("size", b.footprint), ("python", b.python), ("go", b.go),
+                    ("download", lambda: download_bench.rows(b, run, log)), ("capacity", b.capacity)]
         for name, fn in sections:
             if name not in skip:
                 log(f"section {name} (load {loadavg()})")

@@ -32,6 +32,7 @@ missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need cc gcc
 need curl-config libcurl4-openssl-dev
+need curl curl
 need valgrind valgrind
 need wrk wrk
 need strip binutils
@@ -75,6 +76,8 @@ cflags=(-O2 -g -std=c11 -Wall -Wextra -Werror)
 cc "${cflags[@]}" -DBACKEND_FLEETS -I"$root/include" "$here/c/loop.c" -o "$work/fleets_loop" \
    -L"$target/release" -lfleets -Wl,-rpath,"$work/lib" -lpthread
 cc "${cflags[@]}" -DBACKEND_CURL "$here/c/loop.c" -o "$work/curl_loop" $(curl-config --libs) -lpthread
+cc "${cflags[@]}" -I"$root/include" "$here/c/download.c" -o "$work/fleets_download" \
+   -L"$target/release" -lfleets -Wl,-rpath,"$work/lib"
 
 say "static thermostat vs empty main (-Wl,--gc-sections -s)"
 static_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc" # as fleets-static.pc lists them
