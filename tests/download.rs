@@ -15,17 +15,8 @@ use fleets_emulator::{Emulator, FaultKind, FaultRule, FileOptions, FileRequest};
 
 const MIB: usize = 1024 * 1024;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "fleets-download-{name}-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> common::scratch::Scratch {
+    common::scratch::Scratch::new(&format!("download-{name}"))
 }
 
 fn part(dest: &Path) -> PathBuf {
@@ -133,7 +124,8 @@ fn an_interrupted_download_resumes_with_range_where_it_stopped() {
     let (url, sha) = put(&emu, "fw.bin", data.clone());
     cut(&emu, "fw.bin", 700_000, 1);
     let client = client_without_retries(&emu);
-    let dest = scratch("resume").join("fw.bin");
+    let dir = scratch("resume");
+    let dest = dir.join("fw.bin");
 
     let err = client
         .download(&url, &sha, &dest, DownloadOptions::default(), no_progress)
@@ -163,7 +155,8 @@ fn cuts_are_resumed_within_one_call_when_retries_are_on() {
     let (url, sha) = put(&emu, "fw.bin", data.clone());
     cut(&emu, "fw.bin", 200_000, 3);
     let client = common::client(&emu); // 3 attempts in a row without progress
-    let dest = scratch("within").join("fw.bin");
+    let dir = scratch("within");
+    let dest = dir.join("fw.bin");
     let report = client
         .download(&url, &sha, &dest, DownloadOptions::default(), no_progress)
         .unwrap();
@@ -202,7 +195,8 @@ fn a_server_without_ranges_means_starting_over_unless_refused() {
         .unwrap();
     cut(&emu, "fw.bin", 300_000, 1);
     let client = client_without_retries(&emu);
-    let dest = scratch("noranges").join("fw.bin");
+    let dir = scratch("noranges");
+    let dest = dir.join("fw.bin");
     client
         .download(
             &info.url,
@@ -254,7 +248,8 @@ fn a_changed_file_is_not_spliced_onto_the_old_part() {
     let old_etag = emu.file("fw.bin").unwrap().etag;
     cut(&emu, "fw.bin", 400_000, 1);
     let client = client_without_retries(&emu);
-    let dest = scratch("changed").join("fw.bin");
+    let dir = scratch("changed");
+    let dest = dir.join("fw.bin");
     client
         .download(
             &url,
@@ -292,7 +287,8 @@ fn a_torn_part_file_is_downloaded_again_once() {
     let (url, sha) = put(&emu, "fw.bin", data.clone());
     cut(&emu, "fw.bin", 500_000, 1);
     let client = client_without_retries(&emu);
-    let dest = scratch("torn").join("fw.bin");
+    let dir = scratch("torn");
+    let dest = dir.join("fw.bin");
     client
         .download(&url, &sha, &dest, DownloadOptions::default(), no_progress)
         .unwrap_err();
@@ -320,7 +316,8 @@ fn a_wrong_file_is_refused_and_nothing_is_installed() {
     let emu = common::emulator();
     let (url, _) = put(&emu, "fw.bin", content(300_000, 8));
     let client = common::client(&emu);
-    let dest = scratch("wrong").join("fw.bin");
+    let dir = scratch("wrong");
+    let dest = dir.join("fw.bin");
     std::fs::write(&dest, b"old").unwrap();
     let wrong = sha256_hex(b"something else");
     let err = client
@@ -350,7 +347,8 @@ fn files_that_need_credentials_get_them_from_the_endpoint() {
             },
         )
         .unwrap();
-    let dest = scratch("private").join("private.bin");
+    let dir = scratch("private");
+    let dest = dir.join("private.bin");
     common::client(&emu)
         .download(
             &info.url,
@@ -494,7 +492,8 @@ fn the_progress_callback_can_stop_a_download_that_then_resumes() {
     let data = content(MIB, 10);
     let (url, sha) = put(&emu, "fw.bin", data.clone());
     let client = common::client(&emu);
-    let dest = scratch("cancel").join("fw.bin");
+    let dir = scratch("cancel");
+    let dest = dir.join("fw.bin");
     let err = client
         .download(&url, &sha, &dest, DownloadOptions::default(), |got, _| {
             got < 300_000
@@ -520,7 +519,7 @@ fn a_full_disk_is_disk_full_and_resumes_after_space_is_freed() {
     let dir = scratch("diskfull");
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&dir)
+        .arg(&*dir)
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
@@ -534,7 +533,7 @@ fn a_full_disk_is_disk_full_and_resumes_after_space_is_freed() {
             let _ = std::process::Command::new("umount").arg(&self.0).status();
         }
     }
-    let _unmount = Unmount(dir.clone());
+    let _unmount = Unmount(dir.to_path_buf());
     let emu = common::emulator();
     let data = content(800_000, 11);
     let (url, sha) = put(&emu, "fw.bin", data.clone());
@@ -565,7 +564,8 @@ fn a_stalled_transfer_times_out_and_keeps_what_arrived() {
     config.set_timeouts(Duration::ZERO, Duration::from_millis(300));
     config.set_retry(1, Duration::ZERO, Duration::ZERO).unwrap();
     let client = Client::new(&config).unwrap();
-    let dest = scratch("stall").join("fw.bin");
+    let dir = scratch("stall");
+    let dest = dir.join("fw.bin");
     let started = std::time::Instant::now();
     let err = client
         .download(&url, &sha, &dest, DownloadOptions::default(), no_progress)
@@ -597,7 +597,8 @@ fn a_slow_body_has_no_overall_deadline_only_a_stall_timeout() {
     config.set_timeouts(Duration::ZERO, Duration::from_millis(150));
     config.set_retry(1, Duration::ZERO, Duration::ZERO).unwrap();
     let client = Client::new(&config).unwrap();
-    let dest = scratch("slow").join("slow.bin");
+    let dir = scratch("slow");
+    let dest = dir.join("slow.bin");
     // 13 pieces 20 ms apart: 260 ms, over the 150 ms request timeout.
     client
         .download(&url, &sha, &dest, DownloadOptions::default(), no_progress)

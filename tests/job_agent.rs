@@ -6,7 +6,6 @@ mod common;
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{client, emulator, THING};
@@ -14,17 +13,8 @@ use fleets::{ErrorCode, ExecutionStatus, JobAgent, JobOutcome, StepResult};
 use fleets_emulator::FaultRule;
 use serde_json::{json, Value};
 
-fn state_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "fleets-jobs-{name}-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn state_dir(name: &str) -> common::scratch::Scratch {
+    common::scratch::Scratch::new(&format!("jobs-{name}"))
 }
 
 fn execution(emu: &fleets_emulator::Emulator, job: &str) -> Value {

@@ -7,6 +7,7 @@ pub mod delay_relay;
 pub mod file_server;
 pub mod nginx;
 pub mod raw_server;
+pub mod scratch;
 
 use fleets::{Client, Config};
 use fleets_emulator::{Emulator, EmulatorOptions};
