@@ -1160,10 +1160,12 @@ const char *fleets_version(void);
 
 /**
  * Whether an API call that returned `result` may have delivered its request to the server:
- * true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, a timeout or I/O failure (2xx after
- * the connection was made), every HTTP status error (3xx) and 9xx; false when the request
- * certainly was not sent (1xx argument and configuration errors, `FLEETS_ERR_CONNECT`,
- * `FLEETS_ERR_TLS`), so that sending it again cannot make a duplicate. An unknown value is
+ * true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, `FLEETS_ERR_CANCELED` (a workflow
+ * stopped by its callback), a timeout or I/O failure (2xx after the connection was made),
+ * every HTTP status or response error (3xx), local storage errors (4xx: a workflow may have
+ * sent requests before) and 9xx; false when the request certainly was not sent (the other
+ * 1xx argument and configuration errors, `FLEETS_ERR_CONNECT`, `FLEETS_ERR_TLS`), so that
+ * sending it again cannot make a duplicate. An unknown value is
  * treated as "may have been sent". Thread-safe; no state.
  */
 bool fleets_result_request_sent(fleets_result result);
