@@ -51,6 +51,14 @@ pub enum ErrorCode {
     Http = 308,
     /// A 2xx body that is not JSON, or a body over the size limit.
     BadResponse = 309,
+    /// Reading, writing or syncing the outbox's files failed (disk full, read-only, I/O error).
+    StorageIo = 400,
+    /// The outbox is full: the record does not fit in `max_bytes` under the full policy.
+    OutboxFull = 401,
+    /// Another handle (in this process or another) has the outbox directory open.
+    OutboxLocked = 402,
+    /// The outbox directory holds files this library cannot read (e.g. from a newer format).
+    OutboxCorrupt = 403,
     /// A panic was caught at the C boundary (a bug).
     Panic = 900,
     /// A bug or resource exhaustion with no better code.
@@ -59,7 +67,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in value order.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::NullArgument,
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
@@ -81,6 +89,10 @@ impl ErrorCode {
         ErrorCode::Server,
         ErrorCode::Http,
         ErrorCode::BadResponse,
+        ErrorCode::StorageIo,
+        ErrorCode::OutboxFull,
+        ErrorCode::OutboxLocked,
+        ErrorCode::OutboxCorrupt,
         ErrorCode::Panic,
         ErrorCode::Internal,
     ];
@@ -115,6 +127,10 @@ impl ErrorCode {
             ErrorCode::Server => c"FLEETS_ERR_SERVER",
             ErrorCode::Http => c"FLEETS_ERR_HTTP",
             ErrorCode::BadResponse => c"FLEETS_ERR_BAD_RESPONSE",
+            ErrorCode::StorageIo => c"FLEETS_ERR_STORAGE_IO",
+            ErrorCode::OutboxFull => c"FLEETS_ERR_OUTBOX_FULL",
+            ErrorCode::OutboxLocked => c"FLEETS_ERR_OUTBOX_LOCKED",
+            ErrorCode::OutboxCorrupt => c"FLEETS_ERR_OUTBOX_CORRUPT",
             ErrorCode::Panic => c"FLEETS_ERR_PANIC",
             ErrorCode::Internal => c"FLEETS_ERR_INTERNAL",
         }
@@ -134,6 +150,10 @@ impl ErrorCode {
                 | ErrorCode::JsonType
                 | ErrorCode::Connect
                 | ErrorCode::Tls
+                | ErrorCode::StorageIo
+                | ErrorCode::OutboxFull
+                | ErrorCode::OutboxLocked
+                | ErrorCode::OutboxCorrupt
         )
     }
 

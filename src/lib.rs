@@ -25,7 +25,11 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod json;
 /// cbindgen:ignore
+mod outbox;
+/// cbindgen:ignore
 mod redact;
+/// cbindgen:ignore
+mod request;
 /// cbindgen:ignore
 mod resolve;
 /// cbindgen:ignore
@@ -48,6 +52,11 @@ pub use config::{
     MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
+pub use outbox::{
+    FlushOutcome, FullPolicy, Outbox, OutboxOptions, OutboxStats, SyncPolicy,
+    DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_RECORDS, DEFAULT_OUTBOX_MAX_BYTES,
+    MAX_OUTBOX_MAX_BYTES, MIN_OUTBOX_MAX_BYTES,
+};
 pub use response::Response;
 pub use retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,

@@ -20,7 +20,8 @@ pub extern "C" fn fleets_version() -> *const c_char {
 /// true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, a timeout or I/O failure (2xx after
 /// the connection was made), every HTTP status error (3xx) and 9xx; false when the request
 /// certainly was not sent (1xx argument and configuration errors, `FLEETS_ERR_CONNECT`,
-/// `FLEETS_ERR_TLS`), so that sending it again cannot make a duplicate. An unknown value is
+/// `FLEETS_ERR_TLS`, and the 4xx local-storage results of the outbox), so that sending it
+/// again cannot make a duplicate. An unknown value is
 /// treated as "may have been sent". Thread-safe; no state.
 #[no_mangle]
 pub extern "C" fn fleets_result_request_sent(result: fleets_result) -> bool {

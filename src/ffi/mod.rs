@@ -10,6 +10,7 @@ mod client;
 mod json;
 mod last_call;
 mod library;
+pub(crate) mod os;
 mod types;
 
 pub use calls::*;

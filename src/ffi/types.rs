@@ -66,6 +66,18 @@ pub const FLEETS_ERR_SERVER: fleets_result = 307;
 pub const FLEETS_ERR_HTTP: fleets_result = 308;
 /// A 2xx response whose body is not JSON, or a response over the size limit.
 pub const FLEETS_ERR_BAD_RESPONSE: fleets_result = 309;
+/// Outbox: reading, writing or syncing its files failed (disk full, read-only file system,
+/// I/O error). An enqueue that returns it did not store the record.
+pub const FLEETS_ERR_STORAGE_IO: fleets_result = 400;
+/// Outbox: the record does not fit in `max_bytes` and the full policy refuses it (or no
+/// event is left to drop). Nothing was stored.
+pub const FLEETS_ERR_OUTBOX_FULL: fleets_result = 401;
+/// Outbox: another handle, in this process or another, has the directory open (it holds the
+/// directory's `LOCK` file). Close it first; the lock is released when its process exits.
+pub const FLEETS_ERR_OUTBOX_LOCKED: fleets_result = 402;
+/// Outbox: the directory holds outbox files this library cannot use (written by a newer
+/// format version). They are left untouched.
+pub const FLEETS_ERR_OUTBOX_CORRUPT: fleets_result = 403;
 /// A bug: a panic was caught at the C boundary.
 pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
@@ -146,6 +158,10 @@ mod tests {
             (FLEETS_ERR_SERVER, ErrorCode::Server),
             (FLEETS_ERR_HTTP, ErrorCode::Http),
             (FLEETS_ERR_BAD_RESPONSE, ErrorCode::BadResponse),
+            (FLEETS_ERR_STORAGE_IO, ErrorCode::StorageIo),
+            (FLEETS_ERR_OUTBOX_FULL, ErrorCode::OutboxFull),
+            (FLEETS_ERR_OUTBOX_LOCKED, ErrorCode::OutboxLocked),
+            (FLEETS_ERR_OUTBOX_CORRUPT, ErrorCode::OutboxCorrupt),
             (FLEETS_ERR_PANIC, ErrorCode::Panic),
             (FLEETS_ERR_INTERNAL, ErrorCode::Internal),
         ];
