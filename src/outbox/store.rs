@@ -194,6 +194,7 @@ impl Store {
         numbers.sort_unstable();
 
         let mut recovered = Recovered::default();
+        let mut recovered_syncs = 0;
         let mut records = BTreeMap::new();
         let mut segments = BTreeMap::new();
         let mut max_id = 0u64;
@@ -253,6 +254,7 @@ impl Store {
                 file.set_len(valid_end as u64)
                     .and_then(|()| file.sync_all())
                     .map_err(|e| storage("truncating the torn end of", &path, e))?;
+                recovered_syncs += 1;
                 len = valid_end as u64;
             }
             let file = File::open(&path).map_err(|e| storage("opening", &path, e))?;
@@ -312,7 +314,9 @@ impl Store {
         if created {
             store.disk_bytes = store.segments.values().map(|s| s.len).sum();
             store.written_bytes += store.segments[&active].len;
+            store.syncs += 2;
         }
+        store.syncs += recovered_syncs;
         store.maintain()?;
         Ok((store, recovered))
     }
@@ -531,7 +535,7 @@ impl Store {
         let (segment, writer) = create_segment(&self.dir, number)?;
         self.disk_bytes += segment.len;
         self.written_bytes += segment.len;
-        self.syncs += 1;
+        self.syncs += 2;
         self.segments.insert(number, segment);
         self.active = number;
         self.writer = writer;
@@ -547,6 +551,7 @@ impl Store {
             // Synced one by one: a deletion lost in a power cut must not leave an older
             // segment behind a newer one's deletion (its records would come back unacked).
             sync_dir(&self.dir)?;
+            self.syncs += 1;
             self.disk_bytes -= segment.len;
             self.segments.remove(&oldest);
         }
