@@ -472,7 +472,8 @@ fn a_torn_tail_is_cut_off_and_a_damaged_record_skipped() {
     // Damage one byte inside the fifth record's body, then add half a frame at the end.
     let fifth = find(&bytes, br#""seq":4"#);
     bytes[fifth] ^= 0x20;
-    bytes.extend_from_slice(&bytes[len - 60..len - 20].to_vec());
+    let half_frame = bytes[len - 60..len - 20].to_vec();
+    bytes.extend_from_slice(&half_frame);
     fs::write(&segment, &bytes).unwrap();
 
     let outbox = open(&dir);
