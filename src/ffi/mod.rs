@@ -11,10 +11,12 @@ mod json;
 mod last_call;
 mod library;
 pub(crate) mod os;
+mod outbox;
 mod types;
 
 pub use calls::*;
 pub use client::*;
 pub use json::*;
 pub use library::*;
+pub use outbox::*;
 pub use types::*;

@@ -15,7 +15,12 @@ fn main() {
         // The opaque handles are the Rust types themselves, so pointer types must match.
         .blocklist_type("fleets_client")
         .blocklist_type("fleets_config")
-        .raw_line("use fleets::ffi::{fleets_client, fleets_config};")
+        .blocklist_type("fleets_outbox")
+        // The outbox's structs too: cbindgen writes them from the #[repr(C)] Rust structs.
+        .blocklist_type("fleets_outbox_options")
+        .blocklist_type("fleets_outbox_statistics")
+        .raw_line("use fleets::ffi::{fleets_client, fleets_config, fleets_outbox};")
+        .raw_line("use fleets::ffi::{fleets_outbox_options, fleets_outbox_statistics};")
         .layout_tests(false)
         .generate()
         .expect("bindgen parses include/fleets.h");
