@@ -65,6 +65,14 @@ C_TO_CTYPES = {
     "int64_t*": ctypes.POINTER(ctypes.c_int64),
     "bool*": ctypes.POINTER(ctypes.c_bool),
     "void": None,
+    # The durable outbox
+    "const fleets_client_t*": ctypes.c_void_p,
+    "fleets_outbox_t*": ctypes.c_void_p,
+    "const fleets_outbox_t*": ctypes.c_void_p,
+    "fleets_outbox_t**": ctypes.POINTER(ctypes.c_void_p),
+    "const fleets_outbox_options_t*": ctypes.POINTER(_ffi.OutboxOptions),
+    "fleets_outbox_stats_t*": ctypes.POINTER(_ffi.OutboxStats),
+    "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
 }
 
 
@@ -114,6 +122,7 @@ def test_every_header_constant_is_covered() -> None:
     covered = {m.c_name for m in fleets.ResultCode}
     covered |= {f"FLEETS_SEVERITY_{m.name}" for m in fleets.Severity}
     covered |= {f"FLEETS_EXECUTION_{m.name}" for m in fleets.ExecutionStatus}
+    covered |= set(fleets._outbox.C_CONSTANTS)  # values checked in test_outbox.py
     assert set(header_defines()) - known - covered == set()
 
 

@@ -30,17 +30,24 @@ from ._errors import (
     InternalError,
     InvalidArgument,
     NotFoundError,
+    OutboxCorruptError,
+    OutboxFullError,
+    OutboxLockedError,
     PayloadTooLargeError,
     RateLimitedError,
     ServerError,
+    StorageError,
     TLSError,
 )
 from ._ffi import LibraryError
 from ._client import LIBRARY_PATH, Client, library_version
+from ._outbox import Outbox, OutboxStats
 
 __all__ = [
     "__version__",
     "Client",
+    "Outbox",
+    "OutboxStats",
     "ExecutionStatus",
     "Severity",
     "ResultCode",
@@ -62,6 +69,10 @@ __all__ = [
     "ServerError",
     "BadResponseError",
     "InternalError",
+    "StorageError",
+    "OutboxFullError",
+    "OutboxLockedError",
+    "OutboxCorruptError",
     "LibraryError",
     "LIBRARY_PATH",
     "library_version",

@@ -145,6 +145,22 @@ class BadResponseError(FleetsError):
     """A 2xx response whose body is not JSON, or a response over the size limit."""
 
 
+class StorageError(FleetsError, OSError):
+    """The outbox could not read, write or sync its files (disk full, read-only, I/O error)."""
+
+
+class OutboxFullError(FleetsError):
+    """The record does not fit in the outbox's ``max_bytes`` under its full policy."""
+
+
+class OutboxLockedError(FleetsError):
+    """Another outbox handle, in this process or another, has the directory open."""
+
+
+class OutboxCorruptError(FleetsError):
+    """The outbox directory holds files of a newer format; they were left untouched."""
+
+
 class InternalError(FleetsError):
     """A bug in libfleets or the binding (a caught panic, resource exhaustion)."""
 
@@ -170,6 +186,10 @@ _BY_CODE: Dict[int, Type[FleetsError]] = {
     ResultCode.ERR_SERVER: ServerError,
     ResultCode.ERR_HTTP: ApiError,
     ResultCode.ERR_BAD_RESPONSE: BadResponseError,
+    ResultCode.ERR_STORAGE_IO: StorageError,
+    ResultCode.ERR_OUTBOX_FULL: OutboxFullError,
+    ResultCode.ERR_OUTBOX_LOCKED: OutboxLockedError,
+    ResultCode.ERR_OUTBOX_CORRUPT: OutboxCorruptError,
     ResultCode.ERR_PANIC: InternalError,
     ResultCode.ERR_INTERNAL: InternalError,
 }

@@ -27,6 +27,45 @@ size_p = POINTER(c_size_t)
 
 _RESPONSE: List[Any] = [out_buf, c_size_t, size_p]
 
+# The durable outbox: an opaque handle and two structs, field for field as in the header.
+fleets_outbox_p = c_void_p
+#: Size of fleets_outbox_stats_t.last_error_message (FLEETS_OUTBOX_MESSAGE_BYTES).
+OUTBOX_MESSAGE_BYTES = 256
+
+
+class OutboxOptions(ctypes.Structure):
+    """``fleets_outbox_options_t``."""
+
+    _fields_ = [
+        ("sync", c_uint32),
+        ("batch_max_ms", c_uint32),
+        ("batch_max_records", c_uint32),
+        ("when_full", c_uint32),
+        ("max_bytes", c_uint64),
+        ("ttl_ms", c_uint64),
+    ]
+
+
+class OutboxStats(ctypes.Structure):
+    """``fleets_outbox_stats_t``."""
+
+    _fields_ = [
+        ("queued_records", c_uint64),
+        ("queued_bytes", c_uint64),
+        ("oldest_age_ms", c_uint64),
+        ("delivered_records", c_uint64),
+        ("dropped_records", c_uint64),
+        ("dead_lettered_records", c_uint64),
+        ("corrupt_records", c_uint64),
+        ("torn_bytes", c_uint64),
+        ("disk_bytes", c_uint64),
+        ("written_bytes", c_uint64),
+        ("syncs", c_uint64),
+        ("last_error", c_uint32),
+        ("last_error_http_status", c_int32),
+        ("last_error_message", c_char * OUTBOX_MESSAGE_BYTES),
+    ]
+
 #: name -> (restype, argtypes) for every function of include/fleets.h.
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # ThingDatas calls
@@ -74,6 +113,24 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_last_http_status": (c_int32, []),
     "fleets_last_retry_after_ms": (c_int64, []),
     "fleets_last_response": (fleets_result, _RESPONSE),
+    # Durable outbox
+    "fleets_outbox_open": (fleets_result, [c_char_p, POINTER(OutboxOptions), POINTER(fleets_outbox_p)]),
+    "fleets_outbox_close": (fleets_result, [fleets_outbox_p]),
+    "fleets_outbox_enqueue_report": (fleets_result, [fleets_outbox_p, c_char_p, c_char_p, c_char_p, c_uint64]),
+    "fleets_outbox_enqueue_event": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_severity, c_int64, c_char_p, c_char_p],
+    ),
+    "fleets_outbox_enqueue_command_response": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_execution_status, c_char_p, c_int64],
+    ),
+    "fleets_outbox_enqueue_job_update": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_execution_status, c_char_p, c_uint64, c_char_p],
+    ),
+    "fleets_outbox_flush": (fleets_result, [fleets_outbox_p, fleets_client_p, c_uint32, POINTER(c_uint64)]),
+    "fleets_outbox_stats": (fleets_result, [fleets_outbox_p, POINTER(OutboxStats)]),
 }
 
 #: Environment variable naming the shared library to load instead of the bundled one.
