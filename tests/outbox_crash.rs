@@ -3,8 +3,9 @@
 //! A child process (this test binary again, running `crash_child`) enqueues events, reports,
 //! command responses and job updates and flushes them to the in-process emulator of the
 //! parent, sometimes through a client whose server is down so that a backlog builds up. It
-//! prints `ACK <round> <seq>` after each enqueue that returned Ok, preceded by the synced
-//! length of every segment file. The parent SIGKILLs it at a random moment, then:
+//! prints `ACK <round> <seq>` after each enqueue that returned Ok, and the outbox notes the
+//! synced length of a segment file in a trace file after every sync it completes. The parent
+//! SIGKILLs the child at a random moment, then:
 //!
 //! - crash: reopens the outbox (it must open; no record may be damaged) and starts the next
 //!   child on the same directory;
@@ -102,6 +103,9 @@ fn crash_child() {
     offline.set_ca_file(Path::new(&var("CRASH_CA"))).unwrap();
     let offline = Client::new(&offline).unwrap();
     let outbox = Outbox::open(&dir, &options(batch)).unwrap();
+    outbox
+        .trace_syncs_for_tests(Path::new(&var("CRASH_TRACE")))
+        .unwrap();
     let thing = thing(round);
     let command = var("CRASH_COMMAND");
     let job = var("CRASH_JOB");
@@ -143,7 +147,6 @@ fn crash_child() {
                 ),
             }
             .unwrap();
-            print_synced(&outbox, &out);
             let mut out = out.lock();
             writeln!(out, "ACK {round} {seq}").unwrap();
             out.flush().unwrap();
@@ -151,28 +154,15 @@ fn crash_child() {
         }
         let via = if rng.below(10) < 3 { &offline } else { &client };
         let _ = outbox.flush(via, Some(Duration::from_millis(300)));
-        print_synced(&outbox, &out);
     }
-}
-
-/// One line (written in one `write`, so a kill cannot split it) with the synced length of
-/// every segment file.
-fn print_synced(outbox: &Outbox, out: &std::io::Stdout) {
-    let synced: Vec<String> = outbox
-        .synced_lengths_for_tests()
-        .iter()
-        .map(|(p, n)| format!("{}={n}", p.display()))
-        .collect();
-    let mut out = out.lock();
-    writeln!(out, "SYNCED {}", synced.join(" ")).unwrap();
-    out.flush().unwrap();
 }
 
 /// One round's child output, parsed.
 #[derive(Default)]
 struct Seen {
     acked: Vec<u64>,
-    synced: Option<Vec<(PathBuf, u64)>>,
+    /// The last synced length of each segment file, from the outbox's sync trace.
+    synced: HashMap<PathBuf, u64>,
 }
 
 struct Harness {
@@ -229,6 +219,8 @@ impl Harness {
         let job = self
             .emu
             .create_job(json!({"op": "crash"}), &[thing.as_str()], None);
+        let trace = self.dir.with_extension(format!("trace-{round}"));
+        let _ = fs::remove_file(&trace);
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -243,6 +235,7 @@ impl Harness {
             .env("CRASH_OFFLINE", &self.offline)
             .env("CRASH_COMMAND", &command)
             .env("CRASH_JOB", &job)
+            .env("CRASH_TRACE", &trace)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -262,21 +255,9 @@ impl Harness {
                         Ok(_) if !line.ends_with('\n') => break,
                         Ok(_) => {}
                     }
-                    let line = line.trim_end();
-                    let mut seen = seen.lock().unwrap();
-                    if let Some(rest) = line.strip_prefix("SYNCED") {
-                        seen.synced = Some(
-                            rest.split(' ')
-                                .filter(|s| !s.is_empty())
-                                .map(|item| {
-                                    let (p, n) = item.rsplit_once('=').unwrap();
-                                    (PathBuf::from(p), n.parse().unwrap())
-                                })
-                                .collect(),
-                        );
-                    } else if let Some(rest) = line.strip_prefix("ACK ") {
-                        seen.acked
-                            .push(rest.split(' ').nth(1).unwrap().parse().unwrap());
+                    if let Some(rest) = line.trim_end().strip_prefix("ACK ") {
+                        let seq = rest.split(' ').nth(1).unwrap().parse().unwrap();
+                        seen.lock().unwrap().acked.push(seq);
                     }
                 }
             })
@@ -300,7 +281,16 @@ impl Harness {
             "the child failed on its own: {status}\n{stderr}"
         );
         self.kills += 1;
-        let seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
+        let mut seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
+        // Whole lines only: the kill may have cut the last one.
+        let text = fs::read_to_string(&trace).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for line in whole.lines() {
+            let (path, len) = line.rsplit_once(' ').unwrap();
+            seen.synced
+                .insert(PathBuf::from(path), len.parse().unwrap());
+        }
+        let _ = fs::remove_file(&trace);
         self.rounds.push(Round {
             batch,
             command,
@@ -312,17 +302,16 @@ impl Harness {
     }
 
     /// Drops what a power cut would: bytes after each segment's synced length.
-    fn cut_power(&mut self, synced: &[(PathBuf, u64)]) {
-        let synced: HashMap<&Path, u64> = synced.iter().map(|(p, n)| (p.as_path(), *n)).collect();
+    fn cut_power(&mut self, synced: &HashMap<PathBuf, u64>) {
         for item in fs::read_dir(&self.dir).unwrap() {
             let path = item.unwrap().path();
             if path.extension().is_none_or(|e| e != "log") {
                 continue;
             }
             let len = fs::metadata(&path).unwrap().len();
-            // A segment created after the last report holds no acknowledged record except
-            // copies moved there (synced before their originals went): it is kept.
-            let Some(&durable) = synced.get(path.as_path()) else {
+            // A segment whose creation (header, synced) was not traced yet: nothing else was
+            // written to it.
+            let Some(&durable) = synced.get(&path) else {
                 continue;
             };
             let durable = durable.min(len);
@@ -526,9 +515,7 @@ fn power_cut_run(rounds: u64) {
     for round in 0..rounds {
         let batch = round % 2 == 1;
         let seen = h.run_child(batch, true);
-        if let Some(synced) = seen.synced {
-            h.cut_power(&synced);
-        }
+        h.cut_power(&seen.synced);
         h.reopen(true, batch);
     }
     let report = h.drain_and_check();

@@ -538,6 +538,19 @@ impl Outbox {
         st.store.sync()
     }
 
+    /// For the power-cut tests: appends a `path synced_length` line to the file at `path`
+    /// after every sync from now on (starting with the current state of every segment).
+    #[doc(hidden)]
+    pub fn trace_syncs_for_tests(&self, path: &Path) -> Result<()> {
+        let trace = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::new(ErrorCode::StorageIo, format!("sync trace: {e}")))?;
+        self.lock()?.store.trace_syncs(trace);
+        Ok(())
+    }
+
     /// For the power-cut tests: each segment file and how many of its bytes are synced.
     #[doc(hidden)]
     pub fn synced_lengths_for_tests(&self) -> Vec<(PathBuf, u64)> {

@@ -86,6 +86,8 @@ pub(crate) struct Store {
     first_unsynced: Option<Instant>,
     pub written_bytes: u64,
     pub syncs: u64,
+    /// Test hook: every completed sync is noted here (`path length` lines).
+    sync_trace: Option<File>,
 }
 
 pub(crate) fn thing_hash(thing_name: &str) -> u64 {
@@ -307,6 +309,7 @@ impl Store {
             first_unsynced: None,
             written_bytes: 0,
             syncs: 0,
+            sync_trace: None,
         };
         for (id, entry) in records {
             store.index(id, entry);
@@ -474,7 +477,25 @@ impl Store {
         self.unsynced_frames = 0;
         self.first_unsynced = None;
         self.syncs += 1;
+        let noted = (segment.path.clone(), segment.synced_len);
+        self.trace_sync(&noted.0, noted.1);
         Ok(())
+    }
+
+    /// Test hook: from now on, appends `path synced_length` to `trace` after every sync,
+    /// starting with every segment's current state, so that a power cut can be simulated
+    /// exactly after a kill.
+    pub(crate) fn trace_syncs(&mut self, trace: File) {
+        self.sync_trace = Some(trace);
+        for (path, len) in self.synced_lengths() {
+            self.trace_sync(&path, len);
+        }
+    }
+
+    fn trace_sync(&mut self, path: &Path, len: u64) {
+        if let Some(trace) = &mut self.sync_trace {
+            let _ = writeln!(trace, "{} {len}", path.display());
+        }
     }
 
     /// Reads a queued record back.
@@ -536,6 +557,7 @@ impl Store {
         self.disk_bytes += segment.len;
         self.written_bytes += segment.len;
         self.syncs += 2;
+        self.trace_sync(&segment.path.clone(), segment.synced_len);
         self.segments.insert(number, segment);
         self.active = number;
         self.writer = writer;
