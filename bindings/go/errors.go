@@ -35,6 +35,10 @@ const (
 	CodeServer          Code = 307 // FLEETS_ERR_SERVER: HTTP 5xx
 	CodeHTTP            Code = 308 // FLEETS_ERR_HTTP: any other non-2xx status (redirects are not followed)
 	CodeBadResponse     Code = 309 // FLEETS_ERR_BAD_RESPONSE: 2xx body not JSON, or over the size limit
+	CodeStorageIO       Code = 400 // FLEETS_ERR_STORAGE_IO: the outbox could not read, write or sync its files
+	CodeOutboxFull      Code = 401 // FLEETS_ERR_OUTBOX_FULL: the record does not fit in the outbox's MaxBytes
+	CodeOutboxLocked    Code = 402 // FLEETS_ERR_OUTBOX_LOCKED: another handle has the outbox directory open
+	CodeOutboxCorrupt   Code = 403 // FLEETS_ERR_OUTBOX_CORRUPT: outbox files of a newer format (left untouched)
 	CodePanic           Code = 900 // FLEETS_ERR_PANIC: a bug in libfleets
 	CodeInternal        Code = 901 // FLEETS_ERR_INTERNAL: a bug or resource exhaustion
 )
@@ -62,6 +66,10 @@ var codeNames = map[Code]string{
 	CodeServer:          "FLEETS_ERR_SERVER",
 	CodeHTTP:            "FLEETS_ERR_HTTP",
 	CodeBadResponse:     "FLEETS_ERR_BAD_RESPONSE",
+	CodeStorageIO:       "FLEETS_ERR_STORAGE_IO",
+	CodeOutboxFull:      "FLEETS_ERR_OUTBOX_FULL",
+	CodeOutboxLocked:    "FLEETS_ERR_OUTBOX_LOCKED",
+	CodeOutboxCorrupt:   "FLEETS_ERR_OUTBOX_CORRUPT",
 	CodePanic:           "FLEETS_ERR_PANIC",
 	CodeInternal:        "FLEETS_ERR_INTERNAL",
 }
@@ -151,6 +159,10 @@ var (
 	ErrHTTP            = sentinel(CodeHTTP, "unexpected HTTP status")
 	ErrBadResponse     = sentinel(CodeBadResponse, "bad response")
 	ErrInternal        = sentinel(CodeInternal, "internal error")
+	ErrStorageIO       = sentinel(CodeStorageIO, "outbox storage failure")
+	ErrOutboxFull      = sentinel(CodeOutboxFull, "outbox full")
+	ErrOutboxLocked    = sentinel(CodeOutboxLocked, "outbox directory in use")
+	ErrOutboxCorrupt   = sentinel(CodeOutboxCorrupt, "outbox files of a newer format")
 )
 
 // ErrClosed is returned by calls on a Client after Close.
