@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import outbox_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 EMULATOR = TARGET / "release" / "fleets-emulator"
@@ -297,7 +299,7 @@ def table(result):
         tgt = "-"
         if r["target"] is not None:
             op = ">=" if r["better"] == "higher" else "<="
-            tgt = f"{op}{r['target']:g}x" if b else f"<{r['target'] / 1024:g} MiB"
+            tgt = f"{op}{r['target']:g}x" if b else (f"<{r['target'] / 1024:g} MiB" if r["unit"] == "KiB" else f"<{r['target']:g} {r['unit']}")
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         head = "-"
         if cap and r["unit"] == "reports/s":
@@ -336,7 +338,8 @@ def main():
         sections = [("seq", lambda: b.throughput("seq", "C reports/s, 1 thread, keep-alive", 1)),
                     ("threads", lambda: b.throughput("threads4", "C reports/s, 4 threads (1 client vs 4 handles)", 4)),
                     ("cold", b.cold_start), ("instr", b.instructions), ("mem", b.memory),
-                    ("size", b.footprint), ("python", b.python), ("go", b.go), ("capacity", b.capacity)]
+                    ("size", b.footprint), ("python", b.python), ("go", b.go),
+                    ("outbox", lambda: outbox_bench.rows(b, run)), ("capacity", b.capacity)]
         for name, fn in sections:
             if name not in skip:
                 log(f"section {name} (load {loadavg()})")

@@ -75,6 +75,8 @@ cflags=(-O2 -g -std=c11 -Wall -Wextra -Werror)
 cc "${cflags[@]}" -DBACKEND_FLEETS -I"$root/include" "$here/c/loop.c" -o "$work/fleets_loop" \
    -L"$target/release" -lfleets -Wl,-rpath,"$work/lib" -lpthread
 cc "${cflags[@]}" -DBACKEND_CURL "$here/c/loop.c" -o "$work/curl_loop" $(curl-config --libs) -lpthread
+cc "${cflags[@]}" -I"$root/include" "$here/c/outbox.c" -o "$work/outbox_bench" \
+   -L"$target/release" -lfleets -Wl,-rpath,"$work/lib"
 
 say "static thermostat vs empty main (-Wl,--gc-sections -s)"
 static_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc" # as fleets-static.pc lists them
