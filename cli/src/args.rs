@@ -6,7 +6,7 @@
 
 use fleets::{ExecutionStatus, Severity, MAX_ATTEMPTS_LIMIT};
 
-use crate::spec::{self, CommandSpec, COMMANDS};
+use crate::spec::{self, CommandSpec, Op, COMMANDS};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -165,10 +165,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, Usage> {
         operands: operands.iter().map(|s| (*s).to_owned()).collect(),
         options: Options::default(),
     };
+    if spec.op == Op::JsonGet && call.operands.len() == 1 {
+        // A filter: without a document, read it from stdin.
+        call.operands.push("-".to_owned());
+    }
     let mut seen: Vec<&str> = Vec::new();
     for (name, value) in options {
-        let allowed =
-            spec::CONNECTION_OPTIONS.iter().any(|o| o.name == name) || spec.options.contains(&name);
+        let allowed = (spec.network && spec::CONNECTION_OPTIONS.iter().any(|o| o.name == name))
+            || spec.options.contains(&name);
         if !allowed {
             return Err(usage(
                 format!("{} does not take --{name}", spec.name()),
@@ -283,7 +287,6 @@ fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Op;
 
     fn parse_str(line: &str) -> Result<Parsed, Usage> {
         let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
@@ -360,6 +363,12 @@ mod tests {
         c.fill_stdin("{}".into());
         assert_eq!(c.options.status_details.as_deref(), Some("{}"));
 
+        // json get reads stdin without a document, or with `-`.
+        assert!(call("json get /a").reads_stdin());
+        assert!(call("json get /a -").reads_stdin());
+        assert!(!call("json get /a {}").reads_stdin());
+        assert_eq!(call("json get /a {}").operands, ["/a", "{}"]);
+
         // `-` as a thing name is only a name.
         assert!(!call("shadow get -").reads_stdin());
         assert!(!call("event - x").reads_stdin());
@@ -430,6 +439,12 @@ mod tests {
                 "--severity must be info, warn or error, not 'loud'",
                 "event",
             ),
+            (
+                "json get /a --endpoint https://h",
+                "json get does not take --endpoint",
+                "json get",
+            ),
+            ("json get", "json get needs POINTER", "json get"),
         ] {
             let e = error(line);
             assert_eq!(

@@ -95,7 +95,7 @@ fn group_help(words: &[&str]) -> String {
 
 fn command_help(command: &CommandSpec) -> String {
     let mut out = format!("Usage: {}\n\n{}\n", synopsis(command), command.description);
-    if (0..=command.operands.len()).any(|i| command.operand_is_json(i)) {
+    if command.network && (0..=command.operands.len()).any(|i| command.operand_is_json(i)) {
         out.push_str("\nJSON: a JSON object, or - to read it from stdin.\n");
     }
     if !command.options.is_empty() {
@@ -107,10 +107,12 @@ fn command_help(command: &CommandSpec) -> String {
             .collect();
         option_lines(&mut out, &options);
     }
-    out.push_str("\nConnection options (each overrides its environment variable):\n");
-    option_lines(&mut out, &CONNECTION_OPTIONS.iter().collect::<Vec<_>>());
-    out.push('\n');
-    out.push_str(OUTPUT);
+    if command.network {
+        out.push_str("\nConnection options (each overrides its environment variable):\n");
+        option_lines(&mut out, &CONNECTION_OPTIONS.iter().collect::<Vec<_>>());
+        out.push('\n');
+        out.push_str(OUTPUT);
+    }
     out.push('\n');
     out.push_str(EXIT_STATUS);
     out
@@ -132,7 +134,12 @@ mod tests {
                 help.starts_with(&format!("Usage: fleets {}", command.name())),
                 "{help}"
             );
-            for option in command.options.iter().chain(["endpoint", "retries"].iter()) {
+            let connection: &[&str] = if command.network {
+                &["endpoint", "retries"]
+            } else {
+                &[]
+            };
+            for option in command.options.iter().chain(connection) {
                 assert!(
                     help.contains(&format!("--{option} ")),
                     "{}: --{option}",

@@ -69,6 +69,15 @@ fn utf8_args(args: impl Iterator<Item = OsString>) -> Result<Vec<String>, Error>
 }
 
 fn execute(mut call: Call) -> u8 {
+    if call.spec.op == Op::JsonGet {
+        return match read_stdin_json(&mut call).and_then(|()| json_get(&call)) {
+            Ok(value) => match print(&format!("{value}\n")) {
+                0 => 0,
+                _ => fail(&Error::new(ErrorCode::Internal, "cannot write to stdout")),
+            },
+            Err(error) => fail(&error),
+        };
+    }
     let outcome = read_stdin_json(&mut call)
         .and_then(|()| config(&call.options))
         .and_then(|config| Client::new(&config))
@@ -219,6 +228,20 @@ fn read_secret(path: &Path) -> Result<String, Error> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// The value at the pointer: a string unescaped, anything else as compact JSON.
+fn json_get(call: &Call) -> Result<String, Error> {
+    let (pointer, document) = match call.operands.as_slice() {
+        [pointer, document] => (pointer.as_str(), document.as_str()),
+        _ => return Err(Error::new(ErrorCode::Internal, "json get operands (a bug)")),
+    };
+    match fleets::json::get_string(document, pointer) {
+        Err(error) if error.code() == ErrorCode::JsonType => {
+            fleets::json::get_raw(document, pointer)
+        }
+        other => other,
+    }
+}
+
 fn perform(client: &Client, call: &Call) -> Result<Response, Error> {
     let o = &call.options;
     let operand = |i: usize| call.operands.get(i).map_or("", String::as_str);
@@ -273,6 +296,10 @@ fn perform(client: &Client, call: &Call) -> Result<Response, Error> {
             o.expected_version.unwrap_or(0),
             token,
         ),
+        Op::JsonGet => Err(Error::new(
+            ErrorCode::Internal,
+            "json get is not a call (a bug)",
+        )),
     }
 }
 

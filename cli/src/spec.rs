@@ -12,6 +12,8 @@ pub enum Op {
     JobsStartNext,
     JobsDescribe,
     JobsUpdate,
+    /// Not a call: reads a value out of a JSON document (`fleets::json`).
+    JsonGet,
 }
 
 /// One command: the words that name it, its operands, the options it takes.
@@ -28,6 +30,8 @@ pub struct CommandSpec {
     pub options: &'static [&'static str],
     /// Options that must be given.
     pub required_options: &'static [&'static str],
+    /// Whether it talks to the server (and so takes the connection options).
+    pub network: bool,
     /// One line for the command list.
     pub summary: &'static str,
     /// What it does, for its `--help`.
@@ -175,6 +179,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: None,
         options: &["version", "client-token"],
         required_options: &[],
+        network: true,
         summary: "report state: JSON is merged into the reported state",
         description: "Merges the JSON object into the thing's reported state\n\
                       (POST /api/v1/thing-datas/shadow/reported) and prints the answer:\n\
@@ -189,6 +194,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: None,
         options: &[],
         required_options: &[],
+        network: true,
         summary: "print the shadow: reported, desired, delta, version",
         description: "Prints the thing's shadow (GET /api/v1/thing-datas/THING/shadow):\n\
                       {\"reported\":...,\"desired\":...,\"delta\":...,\"version\":N,...}.\n\
@@ -201,6 +207,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: Some("JSON"),
         options: &["severity", "timestamp-ms", "app-id"],
         required_options: &[],
+        network: true,
         summary: "publish an event of TYPE, with JSON data",
         description: "Publishes an event (POST /api/v1/thing-datas/events), e.g.\n  \
                       fleets event thermostat-001 highTemperature \\\n      \
@@ -214,6 +221,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: Some("JSON"),
         options: &["status", "timestamp"],
         required_options: &["status"],
+        network: true,
         summary: "answer a command execution, with a JSON result",
         description: "Submits the response to a command received over MQTT\n\
                       (POST /api/v1/thing-datas/command/response), with an optional\n\
@@ -226,6 +234,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: None,
         options: &["client-token"],
         required_options: &[],
+        network: true,
         summary: "list the in-progress and queued jobs",
         description: "Prints the thing's pending job executions\n\
                       (POST /api/v1/thing-datas/jobs/get):\n\
@@ -238,6 +247,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: None,
         options: &["status-details", "step-timeout-min", "client-token"],
         required_options: &[],
+        network: true,
         summary: "start the next pending job, if there is one",
         description: "Starts the next pending job execution\n\
                       (POST /api/v1/thing-datas/jobs/start-next) and prints it with its\n\
@@ -251,6 +261,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         optional_operand: None,
         options: &["client-token"],
         required_options: &[],
+        network: true,
         summary: "print one job execution with its document",
         description: "Prints one job execution with its job document\n\
                       (POST /api/v1/thing-datas/jobs/JOB_ID/get).",
@@ -267,11 +278,28 @@ pub const COMMANDS: &[CommandSpec] = &[
             "client-token",
         ],
         required_options: &["status"],
+        network: true,
         summary: "report a job execution's status",
         description: "Reports the status of a job execution\n\
                       (POST /api/v1/thing-datas/jobs/JOB_ID/update). On a version conflict\n\
                       (--expected-version) or a finished execution, the 409 body on\n\
                       stdout holds the current \"executionState\".",
+    },
+    CommandSpec {
+        op: Op::JsonGet,
+        words: &["json", "get"],
+        operands: &["POINTER"],
+        optional_operand: Some("JSON"),
+        options: &[],
+        required_options: &[],
+        network: false,
+        summary: "print the value at POINTER in JSON (default: stdin), for shells without jq",
+        description: "Prints the value that a JSON Pointer (RFC 6901) names in a JSON document,\n\
+                      given as an argument or read from stdin, e.g.\n  \
+                      fleets shadow get thermostat-001 | fleets json get /delta/targetTemperature\n\
+                      Strings are printed unescaped, without quotes; other values as compact\n\
+                      JSON. \"\" is the whole document; /a~1b names key \"a/b\". No value there:\n\
+                      exit 1, FLEETS_ERR_JSON_NO_VALUE. Nothing is sent anywhere.",
     },
 ];
 

@@ -392,6 +392,7 @@ fn help_of_each_command() {
         "jobs next",
         "jobs describe",
         "jobs update",
+        "json get",
     ] {
         let mut args: Vec<&str> = words.split(' ').collect();
         assert!(
@@ -414,7 +415,7 @@ fn help_of_each_command() {
         args.push("-h");
         assert_eq!(run(&mut bare(), &args).stdout, help.stdout, "{words}");
     }
-    for group in ["shadow", "jobs", "command"] {
+    for group in ["shadow", "jobs", "command", "json"] {
         let help = run(&mut bare(), &[group, "--help"]);
         assert_eq!(help.status, 0);
         assert!(
@@ -673,4 +674,47 @@ fn the_secret_never_appears() {
     let mut untrusting = fleets(&emu);
     untrusting.env_remove("FLEETS_CA_FILE");
     run(&mut untrusting, &["shadow", "get", THING]).failed(2, "FLEETS_ERR_TLS");
+}
+
+#[test]
+fn json_get_reads_answers_without_jq() {
+    let emu = emulator();
+    emu.set_desired(THING, json!({"targetTemperature": 24, "mode": "eco"}))
+        .unwrap();
+    let shadow = run(&mut fleets(&emu), &["shadow", "get", THING]);
+    assert_eq!(shadow.status, 0, "{shadow:?}");
+    let get = |pointer: &str, document: &str| {
+        run_with(&mut bare(), &["json", "get", pointer], Some(document))
+    };
+    assert_eq!(
+        get("/delta/targetTemperature", &shadow.stdout).ok(),
+        json!(24)
+    );
+    // Strings come out unquoted, for `mode=$(...)`.
+    let mode = get("/delta/mode", &shadow.stdout);
+    assert_eq!((mode.status, mode.stdout.as_str()), (0, "eco\n"));
+    assert_eq!(
+        get("/delta", &shadow.stdout).ok(),
+        json!({"targetTemperature": 24, "mode": "eco"})
+    );
+
+    // The current version out of a 409 body, as a retry loop in a script needs it.
+    let current =
+        run(&mut fleets(&emu), &["shadow", "report", THING, "{}"]).ok()["version"].clone();
+    let conflict = run(
+        &mut fleets(&emu),
+        &["shadow", "report", THING, "{}", "--version", "9"],
+    )
+    .failed(3, "FLEETS_ERR_CONFLICT");
+    let version = run(&mut bare(), &["json", "get", "/version", &conflict.stdout]);
+    assert_eq!(
+        (version.status, version.stdout),
+        (0, format!("{current}\n"))
+    );
+
+    get("/nope", "{}").failed(1, "FLEETS_ERR_JSON_NO_VALUE");
+    get("/a", "not json").failed(1, "FLEETS_ERR_INVALID_JSON");
+    get("a", "{}").failed(1, "FLEETS_ERR_INVALID_ARGUMENT");
+    // Never a connection, so no configuration is needed.
+    run(&mut bare(), &["json", "get", "", "[1]"]).ok();
 }
