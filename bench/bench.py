@@ -198,6 +198,12 @@ class Bench:
                 self.add(f"size_{arch}", f"stripped libfleets.so, {arch}", "KiB", "lower",
                          [kib(sizes["libfleets"][arch])], "-", None,
                          target=1.5 * 1024 if arch == "aarch64" else None)
+        for arch, size in sizes.get("cli", {}).items():
+            curl = sizes.get("curl_tool")
+            note = (f"curl tool {kib(curl):.0f} KiB + libcurl+libssl+libcrypto {kib(base):.0f} KiB"
+                    if arch == "x86_64" and curl and base else "")
+            self.add(f"size_cli_{arch}", f"stripped fleets CLI (libfleets linked in), {arch}", "KiB",
+                     "lower", [kib(size)], "-", None, note=note)
         if "static_delta" in sizes:
             self.add("static", "size added to static thermostat (gc-sections, -s)", "KiB", "lower",
                      [kib(sizes["static_delta"])], "-", None,
