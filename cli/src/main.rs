@@ -20,10 +20,14 @@ use args::{Call, Options, Parsed};
 use spec::Op;
 
 fn main() -> ExitCode {
-    let status = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        // The panic message is already on stderr; name the result as the C ABI would.
-        fail(&Error::new(ErrorCode::Panic, "a bug in fleets"))
-    });
+    // A panic message may quote any value, the secret included: report only where it was.
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!("fleets: FLEETS_ERR_PANIC: a bug in fleets{place}");
+    }));
+    let status = std::panic::catch_unwind(run).unwrap_or(exit_status(ErrorCode::Panic));
     ExitCode::from(status)
 }
 
@@ -217,15 +221,32 @@ fn config(options: &Options) -> Result<Config, Error> {
     Ok(config)
 }
 
-/// The secret in a file, without the line ending an editor or `echo` leaves.
+/// Longest API secret file read; a larger file is not a secret (a wrong path, a device).
+const MAX_SECRET_FILE_BYTES: u64 = 4096;
+
+/// The secret in a file, without the line ending an editor or `echo` leaves. Errors name the
+/// file, never what is in it.
 fn read_secret(path: &Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let refuse = |why: String| {
         Error::new(
             ErrorCode::InvalidConfig,
-            format!("cannot read the API secret file {}: {e}", path.display()),
+            format!("API secret file {}: {why}", path.display()),
         )
-    })?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(refuse(format!("larger than {MAX_SECRET_FILE_BYTES} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".to_owned()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    // The environment cannot hold a NUL byte; the library refuses other control characters.
+    if secret.contains('\0') {
+        return Err(refuse("holds a NUL byte".to_owned()));
+    }
+    Ok(secret.to_owned())
 }
 
 /// The value at the pointer: a string unescaped, anything else as compact JSON.

@@ -643,7 +643,10 @@ fn flags_override_the_environment() {
         ],
     )
     .failed(1, "FLEETS_ERR_INVALID_CONFIG");
-    assert!(out.stderr.contains("/nonexistent/secret"), "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent/secret: cannot read it"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -717,4 +720,45 @@ fn json_get_reads_answers_without_jq() {
     get("a", "{}").failed(1, "FLEETS_ERR_INVALID_ARGUMENT");
     // Never a connection, so no configuration is needed.
     run(&mut bare(), &["json", "get", "", "[1]"]).ok();
+}
+
+#[test]
+fn a_malformed_secret_file_is_refused_without_showing_it() {
+    let emu = emulator();
+    // A NUL byte cannot go into the environment; the error must not quote the file.
+    let nul = temp_file("secret-nul", &format!("{SECRET}\0x\n"));
+    let out = run(
+        &mut bare(),
+        &[
+            "shadow",
+            "get",
+            THING,
+            "--endpoint",
+            emu.endpoint(),
+            "--api-key",
+            emu.api_key(),
+            "--api-secret-file",
+            nul.to_str().unwrap(),
+        ],
+    )
+    .failed(1, "FLEETS_ERR_INVALID_CONFIG");
+    assert!(out.stderr.contains("secret-nul"), "{out:?}");
+    // Not a secret but a large file read by mistake: refused without reading it all.
+    let big = temp_file("secret-big", &"x".repeat(64 * 1024));
+    run(
+        &mut bare(),
+        &[
+            "shadow",
+            "get",
+            THING,
+            "--endpoint",
+            emu.endpoint(),
+            "--api-key",
+            emu.api_key(),
+            "--api-secret-file",
+            big.to_str().unwrap(),
+        ],
+    )
+    .failed(1, "FLEETS_ERR_INVALID_CONFIG");
+    assert_eq!(emu.stats().total, 0);
 }
