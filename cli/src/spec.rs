@@ -354,6 +354,20 @@ mod tests {
     }
 
     #[test]
+    fn defaults_in_the_help_are_the_librarys() {
+        let help = |name| option(name).unwrap().help;
+        let ms = |d: std::time::Duration| format!("({})", d.as_millis());
+        assert!(help("timeout-ms").contains(&ms(fleets::DEFAULT_REQUEST_TIMEOUT)));
+        assert!(help("connect-timeout-ms").contains(&ms(fleets::DEFAULT_CONNECT_TIMEOUT)));
+        let retries = format!(
+            "0 to {} ({})",
+            fleets::MAX_ATTEMPTS_LIMIT - 1,
+            fleets::DEFAULT_MAX_ATTEMPTS - 1
+        );
+        assert!(help("retries").contains(&retries), "{}", help("retries"));
+    }
+
+    #[test]
     fn command_names_are_unique_and_not_prefixes_of_each_other() {
         for (i, a) in COMMANDS.iter().enumerate() {
             for b in &COMMANDS[i + 1..] {
