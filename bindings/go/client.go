@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -31,10 +32,26 @@ func Version() string { return C.GoString(C.fleets_version()) }
 // one and share it. Close releases it; a Client that becomes unreachable without Close is
 // released by the garbage collector as a safety net.
 type Client struct {
-	mu      sync.RWMutex // calls hold it for reading, Close for writing
-	h       *C.fleets_client_t
-	cleanup runtime.Cleanup
+	mu       sync.RWMutex // calls hold it for reading, Close for writing
+	h        *C.fleets_client_t
+	cleanup  runtime.Cleanup
+	endpoint string       // shown by String, redacted
+	creds    *credentials // scrubbed from error messages; never printed
 }
+
+// String describes the client without credentials: "fleets.Client{https://host open}".
+func (c *Client) String() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	state := "open"
+	if c.h == nil {
+		state = "closed"
+	}
+	return "fleets.Client{" + redactURL(c.endpoint) + " " + state + "}"
+}
+
+// GoString is String, for %#v.
+func (c *Client) GoString() string { return c.String() }
 
 // liveHandles counts C client handles not yet freed (for tests).
 var liveHandles atomic.Int64
@@ -50,12 +67,13 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	defer s.clear()
+	creds := &credentials{key: cfg.APIKey, secret: cfg.APISecret, urls: []string{cfg.Endpoint, cfg.ProxyURL}}
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var conf *C.fleets_config_t
 	if rc := C.fleets_config_new(ptr(s.endpoint), ptr(s.key), ptr(s.secret), &conf); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	defer C.fleets_config_free(conf)
 	for _, set := range []func() C.fleets_result{
@@ -102,10 +120,10 @@ func NewClient(cfg Config) (*Client, error) {
 		},
 	} {
 		if rc := set(); rc != C.FLEETS_OK {
-			return nil, lastError(rc, false)
+			return nil, lastError(rc, false, creds)
 		}
 	}
-	return newClient(conf)
+	return newClient(conf, cfg.Endpoint, creds)
 }
 
 // settings are the C forms of a Config, checked before libfleets sees any of them.
@@ -196,24 +214,27 @@ func prepare(cfg Config) (_ *settings, err error) {
 // unless NO_PROXY names the endpoint's host. A missing variable is ErrInvalidConfig (the
 // message names it).
 func NewClientFromEnv() (*Client, error) {
+	endpoint := os.Getenv("FLEETS_ENDPOINT")
+	creds := &credentials{key: os.Getenv("FLEETS_API_KEY"), secret: os.Getenv("FLEETS_API_SECRET"),
+		urls: []string{endpoint, os.Getenv("HTTPS_PROXY"), os.Getenv("https_proxy"), os.Getenv("HTTP_PROXY"), os.Getenv("http_proxy")}}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var conf *C.fleets_config_t
 	if rc := C.fleets_config_from_env(&conf); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	defer C.fleets_config_free(conf)
-	return newClient(conf)
+	return newClient(conf, endpoint, creds)
 }
 
 // newClient must run on a locked OS thread.
-func newClient(conf *C.fleets_config_t) (*Client, error) {
+func newClient(conf *C.fleets_config_t, endpoint string, creds *credentials) (*Client, error) {
 	var h *C.fleets_client_t
 	if rc := C.fleets_client_new(conf, &h); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	liveHandles.Add(1)
-	c := &Client{h: h}
+	c := &Client{h: h, endpoint: endpoint, creds: creds}
 	c.cleanup = runtime.AddCleanup(c, freeHandle, unsafe.Pointer(h))
 	return c, nil
 }
@@ -555,14 +576,14 @@ func (c *Client) call(fn apiFunc) ([]byte, error) {
 		big := make([]byte, int(n)+1)
 		var got C.size_t
 		if rc2 := C.fleets_last_response((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)), &got); rc2 != C.FLEETS_OK {
-			return nil, lastError(rc2, false)
+			return nil, lastError(rc2, false, c.creds)
 		}
 		body = big[:got]
 	}
 	if rc == C.FLEETS_OK || rc == C.FLEETS_ERR_BUFFER_TOO_SMALL {
 		return body, nil
 	}
-	e := lastError(rc, rc >= 200)
+	e := lastError(rc, rc >= 200, c.creds)
 	if len(body) > 0 {
 		e.Body = body
 	}
@@ -571,7 +592,9 @@ func (c *Client) call(fn apiFunc) ([]byte, error) {
 
 // lastError builds the *Error of a failed call from this thread's last error message (and
 // HTTP status and Retry-After when sent). It must run on the OS thread that made the call.
-func lastError(rc C.fleets_result, sent bool) *Error {
+// The message may quote the server or a configuration value: it is scrubbed of creds and of
+// control characters.
+func lastError(rc C.fleets_result, sent bool, creds *credentials) *Error {
 	e := &Error{Code: Code(rc)}
 	if sent {
 		e.HTTPStatus = int(C.fleets_last_http_status())
@@ -588,15 +611,28 @@ func lastError(rc C.fleets_result, sent bool) *Error {
 		n = C.fleets_last_error_message((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)))
 		e.Message = string(big[:min(int(n), len(big)-1)])
 	}
+	e.Message = creds.scrub(e.Message)
 	return e
 }
 
 var errNoExecution = errors.New(`no "execution" object`)
 
+// badResponse is the error for a 2xx body that libfleets accepted as JSON but that does not
+// decode into the result type (wrong shape, a number out of range, nested deeper than
+// encoding/json's limit of 10,000 levels...). The decoder's text may quote the body: it is
+// cut short and its control characters escaped.
 func badResponse(body []byte, err error) *Error {
+	why := err.Error()
+	if len(why) > maxQuoted {
+		why = strings.ToValidUTF8(why[:maxQuoted], "") + "..."
+	}
 	return &Error{Code: CodeBadResponse, HTTPStatus: 200, Body: body,
-		Message: "response body does not have the expected shape: " + err.Error(), err: err}
+		Message: "response body does not have the expected shape: " + printable(why), err: err}
 }
+
+// maxQuoted bounds what an error message quotes of a decoder error (which can hold a
+// number of a million digits).
+const maxQuoted = 256
 
 // cstr returns s as a NUL-terminated byte slice; a NUL inside s is ErrInvalidArgument (the
 // message names the field, never the value).

@@ -405,12 +405,19 @@ func TestConfigString(t *testing.T) {
 		mustContain(t, "printed Config", s, want)
 	}
 	for in, want := range map[string]string{
-		"":                              "",
-		"http://proxy.local:3128":       "http://proxy.local:3128",
-		"http://user@proxy.local:3128":  "http://user@proxy.local:3128",
-		"user:pa55@proxy.local:3128":    "REDACTED",
-		"http://user:pa55@bad host:x":   "REDACTED",
-		"http://user:pa:55@proxy.local": "http://user:REDACTED@proxy.local",
+		"":                                "",
+		"http://proxy.local:3128":         "http://proxy.local:3128",
+		"http://user@proxy.local:3128":    "http://user@proxy.local:3128",
+		"user:pa55@proxy.local:3128":      "REDACTED",
+		"http://user:pa55@bad host:x":     "http://user:REDACTED@bad host:x",
+		"http://user:pa:55@proxy.local":   "http://user:REDACTED@proxy.local",
+		"http://user:pa/55@proxy.local":   "http://user:REDACTED@proxy.local",
+		"http://user:pa@55@proxy.local":   "http://user:REDACTED@proxy.local",
+		"http://user:p#a?55@proxy.local/": "http://user:REDACTED@proxy.local/",
+		"http://user:pa%2555@proxy.local": "http://user:REDACTED@proxy.local",
+		"http://user:@proxy.local":        "http://user:REDACTED@proxy.local",
+		"http://us/er:55@proxy.local":     "http://REDACTED@proxy.local",
+		"http://user:pa\x1b55@proxy\r\n":  "http://user:REDACTED@proxy\\x0d\\x0a",
 	} {
 		cfg := fleets.Config{ProxyURL: in}
 		mustContain(t, "printed Config", cfg.String(), "ProxyURL:"+want+" ")

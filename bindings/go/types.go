@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/url"
+	"math"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -95,12 +94,13 @@ type RetryPolicy struct {
 	MaxBackoff time.Duration
 }
 
-// String describes the configuration with the API secret and the proxy password redacted,
-// and the CA PEM text summarized by its length.
+// String describes the configuration with the API secret and the password of any URL
+// (ProxyURL, Endpoint) redacted, the CA PEM text summarized by its length, and control
+// characters escaped.
 func (c Config) String() string {
 	secret := ""
 	if c.APISecret != "" {
-		secret = "REDACTED"
+		secret = redacted
 	}
 	caPEM := ""
 	if c.CAPEM != "" {
@@ -113,35 +113,18 @@ func (c Config) String() string {
 	}
 	return fmt.Sprintf("{Endpoint:%s APIKey:%s APISecret:%s CAFile:%s CAPEM:%s UseSystemRoots:%t "+
 		"ClientCertFile:%s ClientKeyFile:%s ProxyURL:%s ConnectTimeout:%v Timeout:%v Retry:%s MaxResponseBytes:%d}",
-		c.Endpoint, c.APIKey, secret, c.CAFile, caPEM, c.UseSystemRoots,
-		c.ClientCertFile, c.ClientKeyFile, redactProxyURL(c.ProxyURL), c.ConnectTimeout, c.Timeout, retry,
+		redactURL(c.Endpoint), printable(c.APIKey), secret, printable(c.CAFile), caPEM, c.UseSystemRoots,
+		printable(c.ClientCertFile), printable(c.ClientKeyFile), redactURL(c.ProxyURL), c.ConnectTimeout, c.Timeout, retry,
 		c.MaxResponseBytes)
 }
 
 // GoString is like String, for %#v.
 func (c Config) GoString() string { return "fleets.Config" + c.String() }
 
-// redactProxyURL returns the proxy URL with its password replaced by REDACTED. A URL that
-// cannot be parsed as scheme://[userinfo@]host is shown only if it has no '@' (nothing
-// that could be a password).
-func redactProxyURL(s string) string {
-	if s == "" || !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" || u.User == nil || strings.Contains(u.Host, "@") {
-		return "REDACTED"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	return u.String()
-}
-
 // Severity is the severity of an event.
 type Severity int
 
-// Event severities (FLEETS_SEVERITY_*).
+// Event severities (FLEETS_SEVERITY_*; codes_cgo.go checks them against fleets.h).
 const (
 	SeverityUnset Severity = 0 // no severity: the field is left out of the event
 	SeverityInfo  Severity = 1 // sent as "info"
@@ -189,17 +172,25 @@ func (s ExecutionStatus) IsTerminal() bool {
 	return false
 }
 
+// The FLEETS_EXECUTION_* values (codes_cgo.go checks them against fleets.h).
+const (
+	executionInProgress uint32 = 1 // FLEETS_EXECUTION_IN_PROGRESS
+	executionSucceeded  uint32 = 2 // FLEETS_EXECUTION_SUCCEEDED
+	executionFailed     uint32 = 3 // FLEETS_EXECUTION_FAILED
+	executionRejected   uint32 = 4 // FLEETS_EXECUTION_REJECTED
+)
+
 // deviceStatus maps a status a device may report to FLEETS_EXECUTION_*.
 func (s ExecutionStatus) deviceStatus() (uint32, error) {
 	switch s {
 	case ExecutionInProgress:
-		return 1, nil
+		return executionInProgress, nil
 	case ExecutionSucceeded:
-		return 2, nil
+		return executionSucceeded, nil
 	case ExecutionFailed:
-		return 3, nil
+		return executionFailed, nil
 	case ExecutionRejected:
-		return 4, nil
+		return executionRejected, nil
 	}
 	return 0, invalidArg("status %q cannot be reported by a device (use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED)", string(s))
 }
@@ -409,6 +400,9 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	if math.IsNaN(f) || math.Abs(f) >= 1<<62 { // a float64 outside int64 converts to garbage
+		return time.Time{}, fmt.Errorf("time %s is out of range", printable(n.String()[:min(len(n.String()), 32)]))
+	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
 }
@@ -530,6 +524,9 @@ func decodeExecutionResult(body []byte) (*JobExecutionResult, error) {
 		e.StatusDetails = map[string]any{}
 	}
 	if a := w.Execution.ApproximateSecondsBeforeTimedOut; a != nil {
+		if math.Abs(*a) > float64(math.MaxInt64)/float64(time.Second) {
+			return nil, fmt.Errorf("approximateSecondsBeforeTimedOut %g is out of range", *a)
+		}
 		e.TimeBeforeTimeout = time.Duration(*a * float64(time.Second))
 	}
 	r.Execution = e

@@ -10,10 +10,12 @@ mod client;
 mod json;
 mod last_call;
 mod library;
+mod observe;
 mod types;
 
 pub use calls::*;
 pub use client::*;
 pub use json::*;
 pub use library::*;
+pub use observe::*;
 pub use types::*;

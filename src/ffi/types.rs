@@ -26,7 +26,9 @@ pub const FLEETS_OK: fleets_result = 0;
 pub const FLEETS_ERR_NULL_ARGUMENT: fleets_result = 100;
 /// Bad UTF-8, bad identifier, unknown enum value or bad length. Nothing was sent.
 pub const FLEETS_ERR_INVALID_ARGUMENT: fleets_result = 101;
-/// A `*_json` argument is not JSON of the documented type. Nothing was sent.
+/// A `*_json` argument is not JSON of the documented type: every one must be a single JSON
+/// object, without lone surrogate escapes (`\ud800`), nested at most 100 levels deep (the
+/// object itself is level 1; `{"a":[1]}` is 2). Nothing was sent.
 pub const FLEETS_ERR_INVALID_JSON: fleets_result = 102;
 /// The output did not fit the caller's buffer; `*out_len` holds the size needed (without
 /// the NUL). For API calls the request WAS performed: `fleets_last_response()` returns it.

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 from . import _ffi
 from ._enums import ExecutionStatus, ResultCode, Severity
 from ._errors import ClientClosedError, ConfigError, FleetsError, InvalidArgument, error_class
+from ._redact import Credentials, printable, redact_url
 
 _lib, LIBRARY_PATH = _ffi.load()
 
@@ -71,21 +72,24 @@ def _last_exchange() -> Tuple[Optional[int], Optional[float]]:
 
 def _raise_for(
     code: int,
+    credentials: Credentials,
     body: Optional[bytes] = None,
     exchange: Tuple[Optional[int], Optional[float]] = (None, None),
 ) -> None:
     """Raises the exception for a failed call. ``exchange`` is the ``_last_exchange()`` of a
-    call that sent a request (the default, nothing, for calls rejected before sending)."""
-    message = _last_error_message() or _lib.fleets_result_name(code).decode()
+    call that sent a request (the default, nothing, for calls rejected before sending). The
+    message may quote the server or a configuration value: it is scrubbed of the client's
+    credentials and of control characters. The body is kept as received."""
+    message = credentials.scrub(_last_error_message() or _lib.fleets_result_name(code).decode())
     status, retry_after = exchange
     text = body.decode("utf-8", "replace") if body else None
     raise error_class(code)(message, code=code, http_status=status, body=text, retry_after=retry_after)
 
 
-def _check(code: int) -> None:
+def _check(code: int, credentials: Credentials) -> None:
     """Raises for a failed configuration call (nothing was sent)."""
     if code != ResultCode.OK:
-        _raise_for(code)
+        _raise_for(code, credentials)
 
 
 def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
@@ -112,11 +116,11 @@ def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = Fals
         raise TypeError(f"{name} must be a dict (a JSON object), not {type(value).__name__}")
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return _text(text, name)
+    except RecursionError:
+        raise InvalidArgument(f"{name} is nested too deeply to encode as JSON", code=ResultCode.ERR_INVALID_JSON) from None
     except (TypeError, ValueError) as e:
-        if isinstance(e, InvalidArgument):
-            raise
         raise InvalidArgument(f"{name} is not JSON-serializable: {e}", code=ResultCode.ERR_INVALID_JSON) from e
+    return _text(text, name)
 
 
 def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) -> int:
@@ -161,17 +165,20 @@ def _path(value: Any, name: str) -> bytes:
     return _text(path, name)  # type: ignore[return-value]
 
 
-def _redacted_proxy(url: str) -> str:
-    """The proxy URL with its password (if any) replaced by ``***``, for display."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "***"
-    netloc = rest.split("/", 1)[0]
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at:
-        return f"{scheme}://{hostport}"
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}"
+class _UndecodableBody(Exception):
+    """A 2xx body that libfleets accepted as JSON but Python's json module cannot decode."""
+
+
+def _decode_body(body: bytes) -> JSON:
+    """The 2xx body as Python data. libfleets has checked that it is UTF-8 JSON, without a
+    depth limit; Python's decoder has one (the recursion limit) and refuses integers of more
+    than ``sys.get_int_max_str_digits()`` digits."""
+    try:
+        return json.loads(body)  # type: ignore[no-any-return]
+    except RecursionError:
+        raise _UndecodableBody("JSON nested too deeply") from None
+    except ValueError as e:  # also UnicodeDecodeError, though libfleets refuses non-UTF-8
+        raise _UndecodableBody(printable(str(e))[:200]) from None
 
 
 _U64 = (1 << 64) - 1
@@ -190,7 +197,8 @@ class Client:
     Args:
         endpoint: ``https://host[:port][/base]`` (``http://`` only for loopback hosts).
         api_key: the Deployment API key.
-        api_secret: its secret (kept only inside the library; never shown in errors or repr).
+        api_secret: its secret; never shown in repr or errors (the client keeps a reference to
+            this str only to scrub it from error messages a server might echo it in).
         ca_file: a PEM bundle (path) to trust instead of the bundled Mozilla roots.
         ca_pem: the same as text (``str`` or ``bytes`` holding PEM certificates).
         use_system_roots: trust the operating system's certificate store
@@ -200,7 +208,8 @@ class Client:
         client_cert: ``(cert_path, key_path)`` for mutual TLS: a PEM certificate chain (leaf
             first) and its PEM private key (PKCS#8, PKCS#1 or SEC1).
         proxy: ``http://[user:password@]host:port``, an HTTP CONNECT proxy for every request
-            (TLS still runs end to end). The password is never shown in repr or errors.
+            (TLS still runs end to end). The password is never shown in repr or errors, even
+            when it holds ``/ ? # @ : %``.
             Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
         max_attempts: attempts per call, including the first (1 disables retries; at most
             10). Default 3.
@@ -245,7 +254,7 @@ class Client:
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
     ) -> None:
-        self._init_state()
+        self._init_state(Credentials(api_key, api_secret, (endpoint, proxy)))
         self._endpoint = endpoint
         endpoint_b = _text(endpoint, "endpoint")
         key_b = _text(api_key, "api_key")
@@ -253,7 +262,7 @@ class Client:
         cfg = ctypes.c_void_p()
         code = _lib.fleets_config_new(endpoint_b, key_b, secret_b, ctypes.byref(cfg))
         del secret_b
-        _check(code)
+        _check(code, self._credentials)
         self._finish(
             cfg,
             ca_file=ca_file,
@@ -295,10 +304,12 @@ class Client:
         overrides ``HTTPS_PROXY``. A missing variable raises :class:`ConfigError` naming it.
         """
         self = cls.__new__(cls)
-        self._init_state()
+        env = os.environ.get
+        proxies = [env(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")]
+        self._init_state(Credentials(env("FLEETS_API_KEY"), env("FLEETS_API_SECRET"), [env("FLEETS_ENDPOINT"), proxy, *proxies]))
         cfg = ctypes.c_void_p()
         code = _lib.fleets_config_from_env(ctypes.byref(cfg))
-        _check(code)
+        _check(code, self._credentials)
         self._endpoint = os.environ.get("FLEETS_ENDPOINT", "")
         self._finish(
             cfg,
@@ -316,7 +327,9 @@ class Client:
         )
         return self
 
-    def _init_state(self) -> None:
+    def _init_state(self, credentials: Credentials) -> None:
+        # Scrubbed from error messages; a reference to the caller's strings, never shown.
+        self._credentials = credentials
         self._handle: Optional[int] = None
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
@@ -341,6 +354,10 @@ class Client:
         timeout: float,
     ) -> None:
         """Applies the settings to ``cfg``, creates the client and frees ``cfg`` (always)."""
+
+        def check(code: int) -> None:
+            _check(code, self._credentials)
+
         try:
             # Trust anchors: one source at most.
             if not isinstance(use_system_roots, bool):
@@ -354,31 +371,31 @@ class Client:
                     code=ResultCode.ERR_INVALID_CONFIG,
                 )
             if ca_file is not None:
-                _check(_lib.fleets_config_set_ca_file(cfg, _path(ca_file, "ca_file")))
+                check(_lib.fleets_config_set_ca_file(cfg, _path(ca_file, "ca_file")))
             if ca_pem is not None:
                 if isinstance(ca_pem, bytes):
                     try:
                         ca_pem = ca_pem.decode("utf-8")
                     except UnicodeDecodeError:
                         raise InvalidArgument("ca_pem is not PEM text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
-                _check(_lib.fleets_config_set_ca_pem(cfg, _text(ca_pem, "ca_pem")))
+                check(_lib.fleets_config_set_ca_pem(cfg, _text(ca_pem, "ca_pem")))
             if use_system_roots:
-                _check(_lib.fleets_config_use_system_roots(cfg))
+                check(_lib.fleets_config_use_system_roots(cfg))
 
             if client_cert is not None:
                 if isinstance(client_cert, (str, bytes, os.PathLike)) or not isinstance(client_cert, Sequence) or len(client_cert) != 2:
                     raise TypeError("client_cert must be a (cert_path, key_path) tuple")
                 cert_path, key_path = client_cert
-                _check(_lib.fleets_config_set_client_cert(cfg, _path(cert_path, "client_cert[0]"), _path(key_path, "client_cert[1]")))
+                check(_lib.fleets_config_set_client_cert(cfg, _path(cert_path, "client_cert[0]"), _path(key_path, "client_cert[1]")))
 
             if proxy is not None:
                 if not isinstance(proxy, str):
                     raise TypeError(f"proxy must be a str URL, not {type(proxy).__name__}")
-                _check(_lib.fleets_config_set_proxy(cfg, _text(proxy, "proxy")))
-                self._proxy_shown = _redacted_proxy(proxy)
+                check(_lib.fleets_config_set_proxy(cfg, _text(proxy, "proxy")))
+                self._proxy_shown = redact_url(proxy)
 
             if max_attempts is not None or initial_backoff is not None or max_backoff is not None:
-                _check(
+                check(
                     _lib.fleets_config_set_retry(
                         cfg,
                         _count(max_attempts, "max_attempts", _U32),  # 0 = the library's default
@@ -388,11 +405,11 @@ class Client:
                 )
 
             if max_response_bytes is not None:
-                _check(_lib.fleets_config_set_max_response_bytes(cfg, _count(max_response_bytes, "max_response_bytes", _SIZE_MAX)))
+                check(_lib.fleets_config_set_max_response_bytes(cfg, _count(max_response_bytes, "max_response_bytes", _SIZE_MAX)))
 
-            _check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
+            check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
             client = ctypes.c_void_p()
-            _check(_lib.fleets_client_new(cfg, ctypes.byref(client)))
+            check(_lib.fleets_client_new(cfg, ctypes.byref(client)))
             self._handle = client.value
         finally:
             _lib.fleets_config_free(cfg)
@@ -441,7 +458,7 @@ class Client:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         proxy = f" proxy={self._proxy_shown!r}" if self._proxy_shown else ""
-        return f"<fleets.Client endpoint={self._endpoint!r}{proxy} {state}>"
+        return f"<fleets.Client endpoint={redact_url(self._endpoint)!r}{proxy} {state}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a fleets.Client cannot be pickled or copied; create one per process")
@@ -476,7 +493,7 @@ class Client:
                 body = None
                 if n:
                     body = ctypes.string_at(tls.buf, n) if n < tls.cap else _last_response()
-                _raise_for(code, body, exchange)
+                _raise_for(code, self._credentials, body, exchange)
         finally:
             with self._cond:
                 self._inflight -= 1
@@ -485,12 +502,16 @@ class Client:
         if not body:
             return {}
         try:
-            result = json.loads(body)
-        except ValueError as e:  # pragma: no cover - the library checks 2xx bodies
+            return _decode_body(body)
+        except _UndecodableBody as e:
+            # Still on the calling thread: its last HTTP status is this call's.
+            status = _lib.fleets_last_http_status() or None
             raise error_class(ResultCode.ERR_BAD_RESPONSE)(
-                f"response is not JSON: {e}", code=ResultCode.ERR_BAD_RESPONSE, body=body.decode("utf-8", "replace")
+                f"HTTP {status}: response body cannot be decoded: {e}",
+                code=ResultCode.ERR_BAD_RESPONSE,
+                http_status=status,
+                body=body.decode("utf-8", "replace"),
             ) from None
-        return result  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ ThingDatas calls
 

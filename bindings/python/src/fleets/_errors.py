@@ -50,7 +50,7 @@ class FleetsError(Exception):
             return None
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply for Python
             return None
 
     def __str__(self) -> str:
