@@ -249,7 +249,7 @@ fn read_secret(path: &Path) -> Result<String, Error> {
     Ok(secret.to_owned())
 }
 
-/// The value at the pointer: a string unescaped, anything else as compact JSON.
+/// The value at the pointer: a string unescaped, anything else as its JSON text.
 fn json_get(call: &Call) -> Result<String, Error> {
     let (pointer, document) = match call.operands.as_slice() {
         [pointer, document] => (pointer.as_str(), document.as_str()),

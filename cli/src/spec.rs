@@ -297,8 +297,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         description: "Prints the value that a JSON Pointer (RFC 6901) names in a JSON document,\n\
                       given as an argument or read from stdin, e.g.\n  \
                       fleets shadow get thermostat-001 | fleets json get /delta/targetTemperature\n\
-                      Strings are printed unescaped, without quotes; other values as compact\n\
-                      JSON. \"\" is the whole document; /a~1b names key \"a/b\". No value there:\n\
+                      Strings are printed unescaped, without quotes; other values as their\n\
+                      JSON text. \"\" is the whole document; /a~1b names key \"a/b\". No value there:\n\
                       exit 1, FLEETS_ERR_JSON_NO_VALUE. Nothing is sent anywhere.",
     },
 ];
