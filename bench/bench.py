@@ -216,9 +216,9 @@ class Bench:
             return None
         self.track("py_requests", once)
         self.server["py_httpx"] = self.server["py_requests"]
-        self.add("py_requests", "Python report_shadow vs requests.Session.post", "reports/s", "higher",
+        self.add("py_requests", "Python shadow_report vs requests.Session.post", "reports/s", "higher",
                  holder["fleets"], "requests", holder["requests"], target=3.0)
-        self.add("py_httpx", "Python report_shadow vs httpx.Client.post", "reports/s", "higher",
+        self.add("py_httpx", "Python shadow_report vs httpx.Client.post", "reports/s", "higher",
                  holder["fleets"], "httpx", holder["httpx"], target=1.5)
 
     def go(self):
