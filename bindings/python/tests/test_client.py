@@ -94,7 +94,7 @@ def test_from_env_ca_file_argument_overrides(emu: Emulator, monkeypatch: pytest.
 # ------------------------------------------------------------------ shadow
 
 
-def test_report_and_get_shadow(client: fleets.Client, emu: Emulator) -> None:
+def test_shadow_report_and_get(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
     r = client.shadow_report(THING, {"temperature": 21.5, "humidity": 58, "name": "küche ✓"}, client_token="tok-001")
     assert r["state"]["reported"] == {"temperature": 21.5, "humidity": 58, "name": "küche ✓"}
@@ -193,7 +193,7 @@ def test_required_arguments(client: fleets.Client) -> None:
 
 
 @pytest.mark.parametrize("severity,wire", [(fleets.Severity.WARN, "warn"), ("error", "error"), ("INFO", "info"), (None, None)])
-def test_publish_event(client: fleets.Client, emu: Emulator, severity: Any, wire: Any) -> None:
+def test_event_publish(client: fleets.Client, emu: Emulator, severity: Any, wire: Any) -> None:
     emu.register(THING)
     r = client.event_publish(
         THING, "highTemperature", data={"currentTemp": 45.2}, severity=severity, timestamp_ms=1748390400000, app_id="app-1"
@@ -205,7 +205,7 @@ def test_publish_event(client: fleets.Client, emu: Emulator, severity: Any, wire
     assert ev.get("severity") == wire
 
 
-def test_publish_event_defaults(client: fleets.Client, emu: Emulator) -> None:
+def test_event_publish_defaults(client: fleets.Client, emu: Emulator) -> None:
     import time
 
     emu.register(THING)
@@ -219,7 +219,7 @@ def test_publish_event_defaults(client: fleets.Client, emu: Emulator) -> None:
 # ------------------------------------------------------------------ commands
 
 
-def test_respond_command(client: fleets.Client, emu: Emulator) -> None:
+def test_command_respond(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
     exe = emu.admin("POST", f"things/{THING}/commands", {"action": "setTemp", "params": {"t": 24}})["executionId"]
     r = client.command_respond(THING, exe, fleets.ExecutionStatus.SUCCEEDED, result={"currentTemperature": 24}, timestamp=1748390405)
@@ -233,7 +233,7 @@ def test_respond_command(client: fleets.Client, emu: Emulator) -> None:
         client.command_respond(THING, "8d88790c-9171-4526-8637-e6d6168bce22", "rejected")
 
 
-def test_respond_command_status_strings(client: fleets.Client, emu: Emulator) -> None:
+def test_command_respond_status_strings(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
     exe = emu.admin("POST", f"things/{THING}/commands", {"action": "reboot"})["executionId"]
     assert client.command_respond(THING, exe, "in_progress")["status"] == "IN_PROGRESS"
@@ -283,7 +283,7 @@ def test_job_flow(client: fleets.Client, emu: Emulator) -> None:
         assert "clientToken" not in once.jobs_get_pending(THING)
 
 
-def test_update_job_version_mismatch(client: fleets.Client, emu: Emulator) -> None:
+def test_jobs_update_version_mismatch(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
     _job(emu, "job-1")
     client.jobs_start_next(THING)

@@ -549,7 +549,7 @@ def test_max_attempts_1_disables_retries(emu: Emulator) -> None:
     assert emu.total() == 1
 
 
-def test_publish_event_and_respond_command_are_never_retried(emu: Emulator) -> None:
+def test_event_publish_and_command_respond_are_never_retried(emu: Emulator) -> None:
     emu.register(THING)
     exe = emu.admin("POST", f"things/{THING}/commands", {"action": "reboot"})["executionId"]
     with fast(emu, max_attempts=5) as c:
