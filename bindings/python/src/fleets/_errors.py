@@ -21,6 +21,7 @@ class FleetsError(Exception):
         retry_after: the wait in seconds (a float) that the server asked for with a
             ``Retry-After`` header (HTTP 429 or 503), or None when it sent none. Set on the
             error of the last attempt, after the library's own retries.
+        request_sent: whether the request may have reached the server (see the property).
     """
 
     def __init__(
@@ -42,6 +43,22 @@ class FleetsError(Exception):
         self.message: str = message
         self.body: Optional[str] = body
         self.retry_after: Optional[float] = retry_after
+
+    @property
+    def request_sent(self) -> bool:
+        """Whether the failed call may have delivered its request to the server
+        (``fleets_result_request_sent``).
+
+        False only when the request certainly was not sent: an argument or setting refused
+        before sending (:class:`InvalidArgument`, :class:`ConfigError`,
+        :class:`ClientClosedError`), a connection that could not be made or a TLS handshake
+        that failed. Then sending it again cannot make a duplicate. True for timeouts and
+        broken connections (the server may have acted on the request), every HTTP error
+        status and internal errors.
+        """
+        from ._client import _lib  # the library is loaded by the time an error exists
+
+        return bool(_lib.fleets_result_request_sent(int(self.code)))
 
     @property
     def body_json(self) -> Any:
