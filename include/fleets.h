@@ -34,7 +34,10 @@
 #define FLEETS_VERSION_PATCH 0
 
 
-
+/**
+ * The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
+ */
+#define FLEETS_MAX_RESPONSE_BYTES_LIMIT 16777216
 
 /**
  * A client (opaque): a pool of keep-alive HTTPS connections to one endpoint. Created by

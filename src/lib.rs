@@ -52,7 +52,7 @@ pub use config::{
     MAX_PEM_FILE_BYTES, MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
-pub use logging::{clear_log_hook, set_log_hook, LogLevel};
+pub use logging::{clear_log_callback, set_log_callback, LogLevel};
 pub use response::Response;
 pub use retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,

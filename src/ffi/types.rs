@@ -74,7 +74,7 @@ pub const FLEETS_ERR_PANIC: fleets_result = 900;
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
 
 /// The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
-pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = crate::MAX_RESPONSE_BYTES_LIMIT;
+pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = 16777216;
 
 /// Severity of an event (`fleets_event_publish`).
 pub type fleets_severity = u32;
@@ -152,6 +152,10 @@ mod tests {
             (FLEETS_ERR_INTERNAL, ErrorCode::Internal),
         ];
         assert_eq!(table.len(), ErrorCode::ALL.len());
+        assert_eq!(
+            FLEETS_MAX_RESPONSE_BYTES_LIMIT,
+            crate::MAX_RESPONSE_BYTES_LIMIT
+        );
         for (constant, code) in table {
             assert_eq!(constant, code as u32, "{code}");
         }
