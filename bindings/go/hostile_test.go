@@ -391,13 +391,24 @@ func TestHostileBadCallerJSON(t *testing.T) {
 func TestHostileBigValidCallerJSON(t *testing.T) {
 	srv := newHostileServer(t)
 	c := srv.client(t, "ak", "sk-secret")
-	deep := map[string]any{}
-	for i := 0; i < 5000; i++ {
-		deep = map[string]any{"a": deep}
+	nest := func(levels int) map[string]any {
+		deep := map[string]any{}
+		for i := 1; i < levels; i++ {
+			deep = map[string]any{"a": deep}
+		}
+		return deep
 	}
 	huge := new(big.Int).Exp(big.NewInt(10), big.NewInt(400), nil)
+	// Over 100 levels the core refuses the object before sending (the server would too).
+	srv.respond(200, []byte("{}"), nil)
+	if _, err := c.ShadowReport("t", nest(5000), nil); !errors.Is(err, fleets.ErrInvalidJSON) {
+		t.Errorf("depth 5000: %v, want ErrInvalidJSON", err)
+	}
+	if n := len(srv.requestHeaders()); n != 0 {
+		t.Errorf("depth 5000: %d requests sent", n)
+	}
 	for name, v := range map[string]any{
-		"depth 5000":            deep,
+		"depth 99":              nest(99),
 		"integer of 401 digits": map[string]any{"n": huge},
 		"raw exponent overflow": json.RawMessage(`{"n":1e999999}`), // valid JSON; the server decides
 	} {

@@ -281,8 +281,17 @@ def test_bad_caller_json_is_invalid_argument(hostile: HostileServer, value: Dict
     assert hostile.requests == [], "nothing is sent"
 
 
-@pytest.mark.parametrize("value", [deep_dict(200), {"n": 10**400}, {"n": -(10**4000)}], ids=["depth-200", "int-401-digits", "int-4001-digits"])
+@pytest.mark.parametrize("value", [deep_dict(99), {"n": 10**400}, {"n": -(10**4000)}], ids=["depth-99", "int-401-digits", "int-4001-digits"])
 def test_big_but_valid_caller_json_is_sent(hostile: HostileServer, value: Dict[str, Any]) -> None:
     with client_for(hostile) as c:
         assert c.shadow_report(THING, value) == {}
     assert len(hostile.requests) == 1
+
+
+def test_caller_json_deeper_than_the_core_limit_is_refused(hostile: HostileServer) -> None:
+    # The core refuses nesting over 100 levels (the server would reject the body), unsent.
+    with client_for(hostile) as c:
+        with pytest.raises(fleets.InvalidArgument) as ei:
+            c.shadow_report(THING, deep_dict(200))
+    assert ei.value.code == R.ERR_INVALID_JSON
+    assert hostile.requests == []
