@@ -38,7 +38,7 @@ build:
 	$(CARGO) build --workspace
 
 release:
-	$(CARGO) build --release -p fleets
+	$(CARGO) build --release -p fleets -p fleets-cli
 
 clean:
 	$(CARGO) clean

@@ -44,7 +44,10 @@
  */
 #define FLEETS_OUTBOX_MESSAGE_BYTES 256
 
-
+/**
+ * The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
+ */
+#define FLEETS_MAX_RESPONSE_BYTES_LIMIT 16777216
 
 /**
  * A client (opaque): a pool of keep-alive HTTPS connections to one endpoint. Created by
@@ -109,6 +112,65 @@ typedef uint32_t fleets_execution_status;
  * Client configuration handle; see `struct fleets_config`.
  */
 typedef fleets_config fleets_config_t;
+
+/**
+ * Log levels for `fleets_set_log_callback`: a callback receives messages at its level and
+ * the more important ones (lower numbers).
+ */
+typedef uint32_t fleets_log_level;
+
+/**
+ * A log callback: `message` is one printable line (no control characters, never the API
+ * secret), valid only during the call; `user` is the pointer given to
+ * `fleets_set_log_callback`.
+ */
+typedef void (*fleets_log_fn)(fleets_log_level level,
+                              const char *message,
+                              void *user);
+
+/**
+ * Counters of a client since it was created (`fleets_client_stats`). Fields may be added at
+ * the end in a later major version (SONAME change), never removed or reordered.
+ */
+typedef struct {
+  /**
+   * ThingDatas calls made (each counts once, however many attempts it took).
+   */
+  uint64_t calls;
+  /**
+   * Calls that ended with an error after their arguments were accepted (transport
+   * failures and HTTP error statuses).
+   */
+  uint64_t failures;
+  /**
+   * HTTP requests sent: every attempt, retries and resends included.
+   */
+  uint64_t requests;
+  /**
+   * Attempts after the first, made by the retry policy.
+   */
+  uint64_t retries;
+  /**
+   * Requests sent again on a new connection because the server had closed a kept-alive one.
+   */
+  uint64_t stale_resends;
+  /**
+   * TCP connections opened ("reconnects": the first one included).
+   */
+  uint64_t connections;
+  /**
+   * Bytes written to TCP connections (TLS records, HTTP framing, bodies).
+   */
+  uint64_t bytes_sent;
+  /**
+   * Bytes read from TCP connections.
+   */
+  uint64_t bytes_received;
+  /**
+   * Wall time of the last completed call in microseconds, all attempts included.
+   */
+  uint64_t last_latency_us;
+} fleets_client_stats_t;
 
 /**
  * When an enqueued record reaches stable storage (`fleets_outbox_options_t.sync`).
@@ -236,6 +298,32 @@ typedef struct {
 typedef fleets_outbox_statistics fleets_outbox_stats_t;
 
 /**
+ * Logging off.
+ */
+#define FLEETS_LOG_OFF 0
+
+/**
+ * A call failed because of a bug or resource exhaustion (9xx).
+ */
+#define FLEETS_LOG_ERROR 1
+
+/**
+ * A call failed: transport failure or HTTP error status (with the scrubbed message).
+ */
+#define FLEETS_LOG_WARN 2
+
+/**
+ * What the client did on its own: retries (with the wait), resends after a stale
+ * keep-alive connection, new connections.
+ */
+#define FLEETS_LOG_INFO 3
+
+/**
+ * Every request: method, path, HTTP status and time.
+ */
+#define FLEETS_LOG_DEBUG 4
+
+/**
  * The default: each enqueue writes its record and syncs it (fdatasync) before it returns.
  * A crash or power cut loses no record whose enqueue returned `FLEETS_OK`. One write and one
  * sync per record.
@@ -279,7 +367,9 @@ typedef fleets_outbox_statistics fleets_outbox_stats_t;
 #define FLEETS_ERR_INVALID_ARGUMENT 101
 
 /**
- * A `*_json` argument is not JSON of the documented type. Nothing was sent.
+ * A `*_json` argument is not JSON of the documented type: every one must be a single JSON
+ * object, without lone surrogate escapes (`\ud800`), nested at most 100 levels deep (the
+ * object itself is level 1; `{"a":[1]}` is 2). Nothing was sent.
  */
 #define FLEETS_ERR_INVALID_JSON 102
 
@@ -457,8 +547,9 @@ extern "C" {
  * Reports the device's state: `POST /api/v1/thing-datas/shadow/reported`.
  *
  * - `client`, `thing_name` and `reported_json` are required; `thing_name` matches
- *   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object (deep-merged by the server;
- *   a `null` member deletes that key).
+ *   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object nested at most 100 levels
+ *   deep (see `FLEETS_ERR_INVALID_JSON`), deep-merged by the server; a `null` member deletes
+ *   that key.
  * - `client_token` (NULL = omitted): at most 64 printable ASCII bytes, echoed back.
  * - `version`: expected current shadow version (optimistic locking); 0 auto-increments.
  *   A stale version is `FLEETS_ERR_CONFLICT`.
@@ -651,8 +742,12 @@ fleets_result fleets_jobs_update(const fleets_client_t *client,
  * All three strings are required (NULL: `FLEETS_ERR_NULL_ARGUMENT`), copied, and may be
  * freed after the call; the copy of the secret is zeroed when the configuration is freed.
  * On success `*out` receives a new handle that the caller frees with `fleets_config_free`;
- * on failure `*out` is not written. Errors: `FLEETS_ERR_INVALID_CONFIG` for a bad URL or
- * credentials. Thread-safe (creates a new object).
+ * on failure `*out` is not written. Errors: `FLEETS_ERR_INVALID_CONFIG` for bad credentials
+ * or a bad URL: credentials in it (`user:pw@`, refused wherever an `@` appears), a query or
+ * fragment, a host that is not a DNS name, IPv4 address or `[IPv6 address]` (no zone id),
+ * a port that is not a decimal number from 1 to 65535 (`:0x50`, `:99999` and `:-1` are
+ * refused, never read as the default port). Error messages show the URL with everything
+ * before its last `@` replaced by `***`. Thread-safe (creates a new object).
  *
  * # Safety
  * Non-NULL strings must be NUL-terminated; `out` must be valid for one pointer write.
@@ -665,9 +760,10 @@ fleets_result fleets_config_new(const char *endpoint,
 /**
  * Creates a configuration from the environment: `FLEETS_ENDPOINT`, `FLEETS_API_KEY`,
  * `FLEETS_API_SECRET` and, when set and non-empty, `FLEETS_CA_FILE` (as for
- * `fleets_config_set_ca_file`). A proxy comes from `HTTPS_PROXY` (lower-case name accepted)
- * unless `NO_PROXY` names the endpoint's host; a loopback endpoint never uses a proxy (see
- * `fleets_config_set_proxy`).
+ * `fleets_config_set_ca_file`: a regular file of at most 1 MiB). A proxy comes from
+ * `HTTPS_PROXY` (lower-case name accepted; `http://` assumed when the value has no scheme)
+ * unless `NO_PROXY` names the endpoint's host; it is checked as for
+ * `fleets_config_set_proxy`. A loopback endpoint never uses a proxy.
  *
  * On success `*out` receives a new handle freed with `fleets_config_free`. A missing
  * variable is `FLEETS_ERR_INVALID_CONFIG` (the message names it). Reads the process
@@ -682,10 +778,12 @@ fleets_result fleets_config_from_env(fleets_config_t **out);
  * Trusts only the certificates of the PEM bundle at `pem_path` (instead of the bundled
  * Mozilla roots) to identify the server.
  *
- * Both arguments are required. The file is read during the call. A file that cannot be read
- * or holds no usable certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration
- * unchanged: the library never silently trusts nothing or everything. Not thread-safe for the
- * same `cfg`.
+ * Both arguments are required. The file is read during the call, and only if it is a
+ * regular file of at most 1 MiB (1048576 bytes): a FIFO, device or directory is refused
+ * without blocking, a larger file without being read. A file that cannot be read, is not a
+ * regular file, is over the cap or holds no usable certificate is
+ * `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged: the library never
+ * silently trusts nothing or everything. Not thread-safe for the same `cfg`.
  *
  * # Safety
  * `cfg` is NULL or a live configuration not used by another thread during the call;
@@ -710,9 +808,9 @@ fleets_result fleets_config_set_timeouts(fleets_config_t *cfg,
  * Trusts only the certificates of an in-memory PEM bundle (NUL-terminated text), instead of
  * the bundled Mozilla roots. The text is copied during the call.
  *
- * Both arguments are required. A bundle without a usable certificate is
- * `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged. Not thread-safe for the
- * same `cfg`.
+ * Both arguments are required. The text has no size cap (it is the caller's memory). A
+ * bundle without a usable certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the
+ * configuration unchanged. Not thread-safe for the same `cfg`.
  *
  * # Safety
  * `cfg` is NULL or a live configuration not used by another thread during the call; `pem`
@@ -735,12 +833,14 @@ fleets_result fleets_config_use_system_roots(fleets_config_t *cfg);
 /**
  * Presents a client certificate for mutual TLS: `cert_pem_path` holds the PEM certificate
  * chain (leaf first), `key_pem_path` its PEM private key (PKCS#8, PKCS#1 or SEC1). Both
- * files are read during the call; the key copy is zeroed when the configuration and client
- * are freed.
+ * files are read during the call, each only if it is a regular file of at most 1 MiB
+ * (1048576 bytes), as for `fleets_config_set_ca_file`; the key copy is zeroed when the
+ * configuration and client are freed.
  *
- * All arguments are required. An unreadable file, a file without a certificate or key, or a
- * key that does not belong to the certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the
- * configuration unchanged. Not thread-safe for the same `cfg`.
+ * All arguments are required. An unreadable file, one that is not a regular file or is over
+ * the cap, a file without a certificate or key, or a key that does not belong to the
+ * certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged. Not
+ * thread-safe for the same `cfg`.
  *
  * # Safety
  * `cfg` is NULL or a live configuration not used by another thread during the call; the
@@ -752,16 +852,19 @@ fleets_result fleets_config_set_client_cert(fleets_config_t *cfg,
 
 /**
  * Sends every request through an HTTP CONNECT proxy: `url` is
- * `http://[user:password@]host:port`. TLS still runs end to end with the server, so the
- * proxy sees neither the requests nor the credentials. The proxy password is never put in an
- * error message.
+ * `http://[user:password@]host[:port][/]`, the host a DNS name, IPv4 address or
+ * `[IPv6 address]`, the port a decimal number from 1 to 65535 (80 when omitted), user and
+ * password percent-encoded (`%40` for `@`). TLS still runs end to end with the server, so
+ * the proxy sees neither the requests nor the credentials. Error messages show the URL with
+ * everything before its last `@` replaced by `***`: the proxy user and password never appear.
  *
  * A loopback endpoint (`localhost`, `127.0.0.0/8`, `::1`) never goes through the proxy, as
  * with curl's default `NO_PROXY`: the proxy would resolve the name on its own host and, for
  * an `http://` endpoint, see the request and its credentials in clear text.
  *
- * Both arguments are required; a malformed URL or another scheme is
- * `FLEETS_ERR_INVALID_CONFIG`. `fleets_config_from_env` already honours `HTTPS_PROXY` and
+ * Both arguments are required; another scheme, a path, query or fragment, a bad host or port
+ * (`:0x50`, `:99999`, `:-1`) or bad percent-encoding is `FLEETS_ERR_INVALID_CONFIG` and leaves
+ * the configuration unchanged. `fleets_config_from_env` already honours `HTTPS_PROXY` and
  * `NO_PROXY`; this call overrides that. Not thread-safe for the same `cfg`.
  *
  * # Safety
@@ -854,15 +957,24 @@ fleets_result fleets_client_new(const fleets_config_t *cfg,
 void fleets_client_free(fleets_client_t *client);
 
 /**
- * Copies the compact JSON text of the value that `pointer` names in `json` (`""` is the
- * whole document, `/delta/targetTemperature`, `/a~1b` for key `a/b`).
+ * Copies the JSON text of the value that `pointer` names in `json` (`""` is the whole
+ * document, `/delta/targetTemperature`, `/a~1b` for key `a/b`), exactly as it appears in
+ * `json`: not re-serialised, so numbers keep every digit (`12345678901234567890123`, `-0`,
+ * `1.50`), keys keep their order, escapes stay as written, and whitespace inside the value is
+ * kept; whitespace around it is not.
+ *
+ * Pointers follow RFC 6901: `~1` is `/` and `~0` is `~` in a token; an array index is `0` or
+ * digits without a leading zero (`01` and `-` name no element). When an object repeats a
+ * key, the last one counts. The whole document must be JSON; there is no limit on its
+ * nesting depth (it is walked without recursion) and none on its size beyond the caller's.
  *
  * `json` and `pointer` are required NUL-terminated UTF-8. Buffer rules: NUL-terminated copy,
  * `*out_len` = length without the NUL; `FLEETS_ERR_BUFFER_TOO_SMALL` with the size needed
- * when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL. Errors:
+ * when it does not fit; `out` may be NULL when `out_cap` is 0; `out_len` may be NULL; `out`
+ * may be the buffer that holds `json` (the value is copied before `out` is written). Errors:
  * `FLEETS_ERR_INVALID_JSON` (unparsable document), `FLEETS_ERR_JSON_NO_VALUE`,
- * `FLEETS_ERR_INVALID_ARGUMENT` (pointer not empty and not starting with `/`).
- * Thread-safe; no state kept.
+ * `FLEETS_ERR_INVALID_ARGUMENT` (pointer not empty and not starting with `/`, or a `~` not
+ * followed by `0` or `1`). Thread-safe; no state kept.
  *
  * # Safety
  * Non-NULL strings are NUL-terminated; a non-NULL `out` is valid for `out_cap` bytes and a
@@ -875,9 +987,10 @@ fleets_result fleets_json_get(const char *json,
                               size_t *out_len);
 
 /**
- * Copies the unescaped string that `pointer` names in `json`. As `fleets_json_get`, plus
- * `FLEETS_ERR_JSON_TYPE` when the value is not a string. A string with an embedded NUL
- * (`\u0000`) is copied whole: use `*out_len`.
+ * Copies the unescaped string that `pointer` names in `json`, as UTF-8. As
+ * `fleets_json_get`, plus `FLEETS_ERR_JSON_TYPE` when the value is not a string and
+ * `FLEETS_ERR_INVALID_JSON` when it holds a lone surrogate escape (`\ud800`), which is not
+ * Unicode. A string with an embedded NUL (`\u0000`) is copied whole: use `*out_len`.
  *
  * # Safety
  * As for `fleets_json_get`.
@@ -889,8 +1002,10 @@ fleets_result fleets_json_get_string(const char *json,
                                      size_t *out_len);
 
 /**
- * Reads the number that `pointer` names in `json` into `*out` (written only on success).
- * `FLEETS_ERR_JSON_TYPE` when it is not a number. All pointers required. Thread-safe.
+ * Reads the number that `pointer` names in `json` into `*out` (written only on success), as
+ * the nearest double (correctly rounded). `FLEETS_ERR_JSON_TYPE` when it is not a number or
+ * is beyond the range of a double (`1e400`). Pointer and document rules as for
+ * `fleets_json_get`. All pointers required. Thread-safe.
  *
  * # Safety
  * Non-NULL strings are NUL-terminated; a non-NULL `out` is valid for one write.
@@ -900,9 +1015,11 @@ fleets_result fleets_json_get_f64(const char *json,
                                   double *out);
 
 /**
- * Reads the integer that `pointer` names in `json` into `*out` (written only on success).
- * `FLEETS_ERR_JSON_TYPE` when it is not an integer that fits in 64 bits (e.g. `21.5`).
- * All pointers required. Thread-safe.
+ * Reads the integer that `pointer` names in `json` into `*out` (written only on success):
+ * a number written without fraction or exponent, from -9223372036854775808 to
+ * 9223372036854775807 (`-0` reads as 0). `FLEETS_ERR_JSON_TYPE` for any other value (`21.5`,
+ * `1.0`, `1e2`, `9223372036854775808`, a string). Pointer and document rules as for
+ * `fleets_json_get`. All pointers required. Thread-safe.
  *
  * # Safety
  * Non-NULL strings are NUL-terminated; a non-NULL `out` is valid for one write.
@@ -913,7 +1030,8 @@ fleets_result fleets_json_get_i64(const char *json,
 
 /**
  * Reads the boolean that `pointer` names in `json` into `*out` (written only on success).
- * `FLEETS_ERR_JSON_TYPE` when it is not a boolean. All pointers required. Thread-safe.
+ * `FLEETS_ERR_JSON_TYPE` when it is not a boolean. Pointer and document rules as for
+ * `fleets_json_get`. All pointers required. Thread-safe.
  *
  * # Safety
  * Non-NULL strings are NUL-terminated; a non-NULL `out` is valid for one write.
@@ -998,6 +1116,38 @@ int64_t fleets_last_retry_after_ms(void);
 fleets_result fleets_last_response(char *out,
                                    size_t out_cap,
                                    size_t *out_len);
+
+/**
+ * Installs a process-wide log callback for messages at `max_level` and more important
+ * (`FLEETS_LOG_ERROR` .. `FLEETS_LOG_DEBUG`), replacing any earlier one. `callback` NULL or
+ * `max_level` `FLEETS_LOG_OFF` turns logging off. By default nothing is logged and libfleets
+ * never writes to stderr or stdout.
+ *
+ * The callback runs synchronously on the thread that makes a call, possibly on several
+ * threads at once: it must be thread-safe, and should be quick (it delays the call). It may
+ * call libfleets functions, including this one. `message` is valid only during the callback;
+ * `user` is passed back unchanged (libfleets never dereferences it) and must stay valid until
+ * the callback is replaced or removed. An unknown `max_level` is
+ * `FLEETS_ERR_INVALID_ARGUMENT` and leaves the current callback in place. Thread-safe.
+ *
+ * # Safety
+ * `callback`, when not NULL, is a valid function that may be called from any thread with
+ * `user` until it is replaced or removed.
+ */
+fleets_result fleets_set_log_callback(fleets_log_level max_level,
+                                      fleets_log_fn callback,
+                                      void *user);
+
+/**
+ * Copies the counters of `client` into `*out` (written only on success). Both pointers are
+ * required. Counters are updated without locks while other threads call: a snapshot may
+ * mix values from just before and just after a concurrent call. Thread-safe.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `out` is NULL or valid for one write.
+ */
+fleets_result fleets_client_stats(const fleets_client_t *client,
+                                  fleets_client_stats_t *out);
 
 /**
  * Opens the outbox stored in directory `dir` (created if missing, with its parents) and

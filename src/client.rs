@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -13,11 +14,13 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, TrustAnchors};
 use crate::error::{Error, Result};
+use crate::logging::{self, LogLevel};
 use crate::redact::{self, Secrets};
 use crate::request;
 use crate::resolve::CachingResolver;
 use crate::response::{self, Response, ResponseHeaders};
 use crate::retry::{self, RetryPolicy};
+use crate::stats::{ClientStats, Counters};
 use crate::validate::{self, JsonObject};
 use crate::wire::{self, ExecutionStatus, Severity};
 
@@ -74,6 +77,7 @@ pub struct Client {
     retry: RetryPolicy,
     /// `host:port` of the configured proxy, to say which hop a connect failure was on.
     proxy_label: Option<String>,
+    counters: Arc<Counters>,
 }
 
 /// Whether a request may be sent again after a transient failure or on a stale connection.
@@ -144,9 +148,13 @@ impl Client {
             .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .max_idle_age(MAX_IDLE_AGE)
             .build();
+        let counters = Arc::new(Counters::default());
         let agent = Agent::with_parts(
             agent_config,
-            crate::transport::connector(config.endpoint.base.starts_with("http://")),
+            crate::transport::connector(
+                config.endpoint.base.starts_with("http://"),
+                counters.clone(),
+            ),
             CachingResolver::default(),
         );
 
@@ -170,7 +178,13 @@ impl Client {
             request_timeout: config.request_timeout,
             retry: config.retry,
             proxy_label: proxy.map(|p| format!("{}:{}", p.host(), p.port())),
+            counters,
         })
+    }
+
+    /// The client's counters since it was created.
+    pub fn stats(&self) -> ClientStats {
+        self.counters.snapshot()
     }
 
     /// `POST /api/v1/thing-datas/shadow/reported`: reports state (`reported_json`, a JSON
@@ -382,15 +396,31 @@ impl Client {
         max_attempts: u32,
         bounded_first: bool,
     ) -> Result<Response> {
+        let started = Instant::now();
+        let method = if body.is_some() { "POST" } else { "GET" };
+        Counters::add(&self.counters.calls, 1);
         let mut attempt = 1;
         let mut resent_after_stale = false;
         let mut fresh_connection = false;
-        loop {
+        let outcome = loop {
             // The agent's own deadline covers the first try; later ones get what is left.
             let remaining = (attempt > 1 || fresh_connection || bounded_first)
                 .then(|| deadline.saturating_duration_since(Instant::now()));
+            Counters::add(&self.counters.requests, 1);
+            let tried = Instant::now();
             let error = match self.attempt(&uri, body, remaining, fresh_connection) {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    logging::log(
+                        LogLevel::Debug,
+                        format_args!(
+                            "{method} {} -> {} in {:.2} ms",
+                            uri.path(),
+                            response.status(),
+                            tried.elapsed().as_secs_f64() * 1000.0
+                        ),
+                    );
+                    break Ok(response);
+                }
                 Err(error) => error,
             };
             fresh_connection = false;
@@ -399,6 +429,15 @@ impl Client {
                 && !resent_after_stale
                 && Instant::now() < deadline
             {
+                Counters::add(&self.counters.stale_resends, 1);
+                logging::log(
+                    LogLevel::Info,
+                    format_args!(
+                        "{method} {}: {}; sending it again on a new connection",
+                        uri.path(),
+                        error.message()
+                    ),
+                );
                 resent_after_stale = true;
                 fresh_connection = true;
                 continue;
@@ -406,13 +445,48 @@ impl Client {
             if repeat == Repeat::Safe && error.is_transient() && attempt < max_attempts {
                 let wait = self.retry.delay(attempt, error.retry_after());
                 if Instant::now() + wait < deadline {
+                    Counters::add(&self.counters.retries, 1);
+                    if logging::enabled(LogLevel::Info) {
+                        let error = self.scrub(error);
+                        logging::log(
+                            LogLevel::Info,
+                            format_args!(
+                                "{method} {}: {error}; attempt {} in {} ms",
+                                uri.path(),
+                                attempt + 1,
+                                wait.as_millis()
+                            ),
+                        );
+                    }
                     std::thread::sleep(wait);
                     attempt += 1;
                     continue;
                 }
             }
-            return Err(self.scrub(error.after_attempts(attempt)));
+            break Err(self.scrub(error.after_attempts(attempt)));
+        };
+        let elapsed = started.elapsed();
+        self.counters.last_latency_ns.store(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if let Err(error) = &outcome {
+            Counters::add(&self.counters.failures, 1);
+            let level = if (error.code() as u32) >= 900 {
+                LogLevel::Error
+            } else {
+                LogLevel::Warn
+            };
+            logging::log(
+                level,
+                format_args!(
+                    "{method} {} failed after {:.1} ms: {error}",
+                    uri.path(),
+                    elapsed.as_secs_f64() * 1000.0
+                ),
+            );
         }
+        outcome
     }
 
     /// One try. `remaining`: the deadline's rest for a repeat (the agent's own deadline

@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The most [`Config::set_max_response_bytes`] accepts: a response is held in memory whole.
 pub const MAX_RESPONSE_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 
+/// Largest CA bundle, client certificate or client key file read (1 MiB).
+pub const MAX_PEM_FILE_BYTES: usize = 1024 * 1024;
+
 /// Which certificates a client trusts to identify the server.
 #[derive(Clone)]
 pub(crate) enum TrustAnchors {
@@ -39,19 +42,17 @@ pub(crate) enum TrustAnchors {
 /// A parsed `https://host[:port][/base]` endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// `scheme://authority[/base]`, without a trailing slash.
+    /// `scheme://host[:port][/base]`, without a trailing slash; the port, when given, in
+    /// canonical decimal.
     pub(crate) base: String,
+    /// The host, as written (brackets kept for IPv6).
+    host: String,
 }
 
 impl Endpoint {
     /// The host part, as written (brackets kept for IPv6).
     pub(crate) fn host(&self) -> &str {
-        let after_scheme = self.base.split_once("://").map_or("", |(_, rest)| rest);
-        let authority = after_scheme.split('/').next().unwrap_or("");
-        match authority.rfind(':') {
-            Some(i) if !authority[i..].contains(']') => &authority[..i],
-            _ => authority,
-        }
+        &self.host
     }
 
     /// Whether the host is `localhost`, in 127.0.0.0/8 or `::1`: such an endpoint never goes
@@ -61,9 +62,19 @@ impl Endpoint {
     }
 
     pub(crate) fn parse(text: &str) -> Result<Endpoint> {
-        let bad = |why: &str| Error::invalid_config(format!("endpoint {text:?} {why}"));
+        // The text may hold credentials: only its redacted form goes into a message.
+        let bad = |why: &str| {
+            Error::invalid_config(format!("endpoint {:?} {why}", redact_userinfo(text)))
+        };
         if !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(bad("must be printable ASCII without spaces"));
+        }
+        // '@' has no business anywhere in an endpoint; wherever it is, it most likely ends
+        // credentials that a URL parser would place in the authority or the path.
+        if text.contains('@') {
+            return Err(bad(
+                "must not carry credentials; pass the API key and secret separately",
+            ));
         }
         let uri: Uri = text
             .parse()
@@ -72,27 +83,13 @@ impl Endpoint {
             .scheme_str()
             .ok_or_else(|| bad("has no scheme (expected https://)"))?;
         let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(bad(
-                "must not carry credentials; pass the API key and secret separately",
-            ));
-        }
         if uri.query().is_some() || text.contains('#') {
             return Err(bad("must not have a query or fragment"));
         }
-        let host = authority.host();
-        if let Some(after_bracket) = authority.as_str().split_once(']').map(|(_, rest)| rest) {
-            let port_ok = after_bracket.is_empty()
-                || after_bracket
-                    .strip_prefix(':')
-                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-            if !port_ok {
-                return Err(bad("has something other than :port after the IPv6 address"));
-            }
-        }
+        let parts = HostPort::parse(authority.as_str()).map_err(bad)?;
         match scheme {
             "https" => {}
-            "http" if is_loopback(host) => {}
+            "http" if is_loopback(parts.host) => {}
             "http" => {
                 return Err(bad(
                     "uses http://, which is allowed only for loopback hosts; use https://",
@@ -102,9 +99,111 @@ impl Endpoint {
         }
         let path = uri.path().trim_end_matches('/');
         Ok(Endpoint {
-            base: format!("{scheme}://{authority}{path}"),
+            base: format!("{scheme}://{}{path}", parts.canonical()),
+            host: parts.host.to_owned(),
         })
     }
+}
+
+/// The host and port of a URL authority without userinfo, checked strictly: the `http`
+/// crate's `Uri` accepts any port text (and then reads a bad one as "no port").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HostPort<'a> {
+    /// A DNS name or IPv4 address, or an IPv6 address in brackets.
+    host: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> HostPort<'a> {
+    /// `host[:port]` where host is `[A-Za-z0-9._-]+` or a bracketed IPv6 address (no zone),
+    /// and port is 1 to 5 decimal digits with a value of 1 to 65535.
+    fn parse(text: &'a str) -> std::result::Result<HostPort<'a>, &'static str> {
+        let (host, port) = if let Some(bracketed) = text.strip_prefix('[') {
+            let (address, rest) = bracketed
+                .split_once(']')
+                .ok_or("has an IPv6 address without its closing ']'")?;
+            if address.contains('%') {
+                return Err("has an IPv6 zone id, which is not supported");
+            }
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("has a bracketed host that is not an IPv6 address");
+            }
+            let port = match rest {
+                "" => None,
+                _ => Some(
+                    rest.strip_prefix(':')
+                        .ok_or("has something other than :port after the IPv6 address")?,
+                ),
+            };
+            (&text[..address.len() + 2], port)
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        let name_ok = host.starts_with('[')
+            || (!host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+        if !name_ok {
+            return Err(if host.is_empty() {
+                "has no host"
+            } else {
+                "has a host that is not a DNS name, IPv4 address or [IPv6 address]"
+            });
+        }
+        let port = port.map(parse_port).transpose()?;
+        Ok(HostPort { host, port })
+    }
+
+    /// `host[:port]`, the port in canonical decimal.
+    fn canonical(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.to_owned(),
+        }
+    }
+}
+
+/// A port: 1 to 5 decimal digits, 1 to 65535. Anything else is an error rather than the
+/// scheme's default port.
+fn parse_port(text: &str) -> std::result::Result<u16, &'static str> {
+    const WHY: &str = "has a port that is not a decimal number from 1 to 65535";
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(WHY);
+    }
+    match text.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(WHY),
+    }
+}
+
+/// `text` as it may appear in a message: when it holds an `@` (or a percent-encoded `%40`)
+/// anywhere, everything between the scheme and the last one is replaced by `***`, whether
+/// or not the text parses as a URL. Credentials only ever precede such an `@`.
+pub(crate) fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    let after_at = text.rfind('@').map(|i| i + 1);
+    let after_encoded_at = text
+        .as_bytes()
+        .windows(3)
+        .rposition(|w| w.eq_ignore_ascii_case(b"%40"))
+        .map(|i| i + 3);
+    let Some(cut) = after_at.max(after_encoded_at) else {
+        return text.into();
+    };
+    let scheme_end = text
+        .find("://")
+        .filter(|&i| {
+            i > 0
+                && i + 3 <= cut
+                && text[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        })
+        .map_or(0, |i| i + 3);
+    format!("{}***@{}", &text[..scheme_end], &text[cut..]).into()
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -133,6 +232,11 @@ pub struct Config {
 impl Config {
     /// A configuration for `endpoint` (`https://host[:port][/base]`; `http://` only for
     /// loopback hosts) with a Deployment API key and secret. Trusts the bundled Mozilla roots.
+    ///
+    /// Fails with `InvalidConfig` when the endpoint carries credentials (`user:pw@`), a query
+    /// or fragment, a host that is not a DNS name, IPv4 address or bracketed IPv6 address, or
+    /// a port that is not a decimal number from 1 to 65535. Error messages never show anything
+    /// before an `@` of the endpoint.
     pub fn new(endpoint: &str, api_key: &str, api_secret: &str) -> Result<Config> {
         let endpoint = Endpoint::parse(endpoint)?;
         if api_key.is_empty() || api_key.contains(':') || api_key.chars().any(char::is_control) {
@@ -160,8 +264,8 @@ impl Config {
     }
 
     /// A configuration from `FLEETS_ENDPOINT`, `FLEETS_API_KEY`, `FLEETS_API_SECRET` and,
-    /// when set, `FLEETS_CA_FILE`; a proxy from `HTTPS_PROXY` (`HTTP_PROXY` for an `http://`
-    /// loopback endpoint), lower case accepted, unless `NO_PROXY` names the endpoint's host.
+    /// when set, `FLEETS_CA_FILE`; a proxy from `HTTPS_PROXY` (lower case accepted) unless
+    /// `NO_PROXY` names the endpoint's host. A loopback endpoint never uses a proxy.
     pub fn from_env() -> Result<Config> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {
@@ -181,11 +285,11 @@ impl Config {
 
     /// Trusts only the certificates in the PEM bundle at `path` instead of the bundled roots.
     ///
-    /// Fails with `InvalidConfig` when the file cannot be read or holds no usable certificate.
+    /// Fails with `InvalidConfig` when the file cannot be read, is not a regular file (a FIFO
+    /// or device is refused without blocking), is larger than [`MAX_PEM_FILE_BYTES`] (1 MiB),
+    /// or holds no usable certificate.
     pub fn set_ca_file(&mut self, path: &Path) -> Result<()> {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::invalid_config(format!("cannot read CA file {}: {e}", path.display()))
-        })?;
+        let pem = read_pem_file("CA file", path)?;
         let certs = parse_ca_pem(&pem)
             .map_err(|why| Error::invalid_config(format!("CA file {}: {why}", path.display())))?;
         self.trust = TrustAnchors::Certificates {
@@ -234,16 +338,12 @@ impl Config {
     }
 
     /// Presents a client certificate (mutual TLS): a PEM certificate chain and its PEM private
-    /// key. Fails with `InvalidConfig` when either cannot be read or parsed, or when the key
-    /// does not belong to the certificate.
+    /// key. Fails with `InvalidConfig` when either cannot be read or parsed, is not a regular
+    /// file or is larger than [`MAX_PEM_FILE_BYTES`] (1 MiB), or when the key does not belong
+    /// to the certificate.
     pub fn set_client_cert(&mut self, cert_pem_path: &Path, key_pem_path: &Path) -> Result<()> {
-        let read = |what: &str, path: &Path| {
-            std::fs::read(path).map(Zeroizing::new).map_err(|e| {
-                Error::invalid_config(format!("cannot read {what} {}: {e}", path.display()))
-            })
-        };
-        let cert_pem = read("client certificate", cert_pem_path)?;
-        let key_pem = read("client key", key_pem_path)?;
+        let cert_pem = read_pem_file("client certificate", cert_pem_path)?;
+        let key_pem = read_pem_file("client key", key_pem_path)?;
         let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(&cert_pem)
             .filter_map(|item| match item {
                 Ok(PemItem::Certificate(cert)) => Some(cert),
@@ -267,8 +367,14 @@ impl Config {
         Ok(())
     }
 
-    /// Sends every request through an HTTP CONNECT proxy, `http://[user:password@]host:port`.
-    /// TLS still runs end to end with the server.
+    /// Sends every request through an HTTP CONNECT proxy, `http://[user:password@]host:port`
+    /// (port 80 when omitted; user and password percent-encoded). TLS still runs end to end
+    /// with the server.
+    ///
+    /// Fails with `InvalidConfig` for another scheme, a path, query or fragment, a host that
+    /// is not a DNS name, IPv4 address or bracketed IPv6 address, or a port that is not a
+    /// decimal number from 1 to 65535. Error messages show the URL with its user and password
+    /// replaced by `***`.
     pub fn set_proxy(&mut self, url: &str) -> Result<()> {
         self.proxy = Some(parse_proxy(url)?);
         Ok(())
@@ -331,15 +437,56 @@ impl Config {
     }
 }
 
+/// Checks an `http://[user:password@]host[:port][/]` proxy URL as strictly as an endpoint
+/// (port 80 when none is given) and builds the proxy from its canonical form.
 fn parse_proxy(url: &str) -> Result<Proxy> {
-    // The URL may carry a password: never echo it in an error.
+    // The URL may carry a password: only its redacted form goes into a message.
+    let bad =
+        |why: &str| Error::invalid_config(format!("proxy URL {:?} {why}", redact_userinfo(url)));
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("must be printable ASCII without spaces"));
+    }
     if !url.starts_with("http://") {
-        return Err(Error::invalid_config(
-            "proxy URL must be http://[user:password@]host:port (an HTTP CONNECT proxy)",
+        return Err(bad(
+            "must be http://[user:password@]host:port (an HTTP CONNECT proxy)",
         ));
     }
-    Proxy::new(url).map_err(|_| {
-        Error::invalid_config("proxy URL is not a valid http://[user:password@]host:port URL")
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| bad("is not a URL (expected http://[user:password@]host:port)"))?;
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() || url.contains('#') {
+        return Err(bad("must not have a path, query or fragment"));
+    }
+    let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority.as_str()),
+    };
+    let parts = HostPort::parse(host_port).map_err(bad)?;
+    const BAD_USERINFO: &str =
+        "has a user or password that is not percent-encoded UTF-8 (use %40 for '@')";
+    if userinfo.is_some_and(|u| !well_percent_encoded(u)) {
+        return Err(bad(BAD_USERINFO));
+    }
+    // Built in one zeroed buffer: it holds the password.
+    let mut canonical = Zeroizing::new(String::with_capacity(url.len() + 6));
+    canonical.push_str("http://");
+    if let Some(userinfo) = userinfo {
+        canonical.push_str(userinfo);
+        canonical.push('@');
+    }
+    canonical.push_str(&format!("{}:{}", parts.host, parts.port.unwrap_or(80)));
+    Proxy::new(&canonical).map_err(|_| bad(BAD_USERINFO))
+}
+
+/// True when every `%` starts a `%XX` escape (ureq would keep a bad one literally).
+fn well_percent_encoded(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
     })
 }
 
@@ -350,12 +497,13 @@ fn proxy_from_env(endpoint: &Endpoint) -> Result<Option<Proxy>> {
             .iter()
             .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
     };
-    let url = if endpoint.base.starts_with("https://") {
-        var(["HTTPS_PROXY", "https_proxy"])
-    } else {
-        var(["HTTP_PROXY", "http_proxy"])
+    // A loopback endpoint (the only kind that may be http://) never goes through a proxy.
+    if endpoint.is_loopback() {
+        return Ok(None);
+    }
+    let Some(url) = var(["HTTPS_PROXY", "https_proxy"]) else {
+        return Ok(None);
     };
-    let Some(url) = url else { return Ok(None) };
     let no_proxy = var(["NO_PROXY", "no_proxy"]).unwrap_or_default();
     if no_proxy_matches(&no_proxy, endpoint.host()) {
         return Ok(None);
@@ -410,6 +558,48 @@ fn check_key_matches(cert: &Certificate<'static>, key: &PrivateKey<'static>) -> 
     })
 }
 
+/// Reads a PEM file of at most [`MAX_PEM_FILE_BYTES`], and only a regular file: a FIFO,
+/// device or directory is refused without blocking, a larger file without reading it whole.
+/// The bytes are zeroed when dropped (a client key is secret).
+fn read_pem_file(what: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let fail = |why: String| {
+        Error::invalid_config(format!("cannot read {what} {}: {why}", path.display()))
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Opening a FIFO for reading blocks until a writer appears; O_NONBLOCK does not.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).map_err(|e| fail(e.to_string()))?;
+    // The metadata of the opened file, not of the path, which may since name another file.
+    let metadata = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(fail("not a regular file".to_owned()));
+    }
+    let too_big = || {
+        fail(format!(
+            "larger than the {} MiB limit",
+            MAX_PEM_FILE_BYTES >> 20
+        ))
+    };
+    if metadata.len() > MAX_PEM_FILE_BYTES as u64 {
+        return Err(too_big());
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(metadata.len() as usize));
+    // One byte past the cap tells a file that grew since the check.
+    file.take(MAX_PEM_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() > MAX_PEM_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 fn non_zero_or(value: Duration, default: Duration) -> Duration {
     if value.is_zero() {
         default
@@ -445,6 +635,7 @@ fn parse_ca_pem(pem: &[u8]) -> std::result::Result<Vec<Certificate<'static>>, St
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
+            // Never holds userinfo: Endpoint::parse refuses it.
             .field("endpoint", &self.endpoint.base)
             .field("api_key", &self.api_key)
             .field("api_secret", &"<redacted>")
@@ -562,6 +753,331 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidConfig);
         assert!(!err.message().contains("hunter2"));
         assert!(!format!("{c:?}").contains("pw@"));
+    }
+
+    /// Every form of userinfo a caller may put in an endpoint, well-formed or not; "s3cr" is
+    /// the secret part that must never appear in a message.
+    const ENDPOINTS_WITH_USERINFO: [&str; 17] = [
+        "https://key:s3cret@h",
+        "https://key:s3cret@h:99999",
+        "https://key:s3cret@h:443",
+        "https://key:s3cret@",
+        "https://key:s3cret@@h",
+        "https://key:s3cr/et@h",
+        "https://key:s3cr?et@h",
+        "https://key:s3cr#et@h",
+        "https://key:s3cret%40h",
+        "https://key%3As3cret%40h",
+        "key:s3cret@h",
+        "ftp://key:s3cret@h",
+        "http://key:s3cret@10.0.0.1",
+        "https://key:s3 cret@h",
+        "https://key:s3cret@h/caf\u{e9}",
+        "https://[key:s3cret@h",
+        "https://key:s3cret@[::1",
+    ];
+
+    #[test]
+    fn endpoint_errors_never_show_userinfo() {
+        for text in ENDPOINTS_WITH_USERINFO {
+            let err = Config::new(text, "k", "s").unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidConfig, "{text}");
+            for shown in [
+                err.message().to_owned(),
+                err.to_string(),
+                format!("{err:?}"),
+            ] {
+                assert!(!shown.contains("s3cr"), "{text:?} shown as {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn proxy_errors_never_show_userinfo() {
+        let mut c = Config::new("https://h", "k", "s").unwrap();
+        for text in ENDPOINTS_WITH_USERINFO
+            .iter()
+            .map(|e| e.replacen("https://", "http://", 1))
+            .chain([
+                "http://u:s3cret@proxy:99999".to_owned(),
+                "http://u:s3cret@proxy:0x50".to_owned(),
+                "http://u:s3cret@[::1]:-1".to_owned(),
+                "http://u:s3cret@[::1]x".to_owned(),
+                "http://u:s3cret@proxy:3128/path".to_owned(),
+                "http://u:s3cr%ZZet@proxy:3128".to_owned(),
+                "http://u:s3cr%FFet@proxy:3128".to_owned(),
+            ])
+        {
+            // These are valid proxy URLs (an unencoded '@' ends up in the password).
+            let valid = [
+                "http://key:s3cret@h",
+                "http://key:s3cret@h:443",
+                "http://key:s3cret@@h",
+                "http://key:s3cret@10.0.0.1",
+            ];
+            let result = c.set_proxy(&text);
+            assert_eq!(result.is_ok(), valid.contains(&text.as_str()), "{text}");
+            let Err(err) = result else { continue };
+            assert_eq!(err.code(), ErrorCode::InvalidConfig, "{text}");
+            for shown in [
+                err.message().to_owned(),
+                err.to_string(),
+                format!("{err:?}"),
+            ] {
+                assert!(!shown.contains("s3cr"), "{text:?} shown as {shown}");
+            }
+        }
+        c.set_proxy("http://user:s3cret@proxy.local:3128").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr") && !shown.contains("user"),
+            "{shown}"
+        );
+        assert!(shown.contains("proxy.local:3128"), "{shown}");
+    }
+
+    #[test]
+    fn debug_shows_no_userinfo() {
+        let c = Config::new("https://h.example:8443/base", "k", "s3cret-value").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains('@') && !shown.contains("s3cr"), "{shown}");
+    }
+
+    #[test]
+    fn endpoint_ports_must_be_1_to_65535_decimal() {
+        for port in [
+            "99999", "65616", "65536", "0x50", "-1", "notaport", "0", "00000", "+80", "8O", "1e3",
+            "443443", "80 ", "%38%30",
+        ] {
+            for host in ["h.example", "127.0.0.1", "[::1]"] {
+                let text = format!("https://{host}:{port}/base");
+                let err = Endpoint::parse(&text).unwrap_err();
+                assert_eq!(err.code(), ErrorCode::InvalidConfig, "{text}");
+            }
+        }
+        for (text, base) in [
+            ("https://h:1", "https://h:1"),
+            ("https://h:65535/b", "https://h:65535/b"),
+            ("https://h:0443", "https://h:443"),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+            (
+                "https://[::ffff:10.0.0.1]:8443",
+                "https://[::ffff:10.0.0.1]:8443",
+            ),
+            ("https://[2001:db8::1]", "https://[2001:db8::1]"),
+        ] {
+            assert_eq!(Endpoint::parse(text).unwrap().base, base, "{text}");
+        }
+    }
+
+    #[test]
+    fn endpoint_hosts_are_checked() {
+        for text in [
+            "https://:443",
+            "https://h:",
+            "https://[::1]x",
+            "https://[::1]:",
+            "https://[::1]::80",
+            "https://[not-v6]",
+            "https://[fe80::1%25eth0]",
+            "https://[]",
+            "https://x[::1]",
+            "https://h!x",
+            "https://h,x",
+            "https://h;x=1",
+            "https://h$x",
+            "https://h*x",
+            "https://1:2:3",
+            "https://h/a@b",
+        ] {
+            let err = Endpoint::parse(text).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidConfig, "{text}");
+        }
+    }
+
+    #[test]
+    fn proxy_ports_and_hosts_are_strict() {
+        let mut c = Config::new("https://h", "k", "s").unwrap();
+        for url in [
+            "http://proxy:99999",
+            "http://proxy:65616",
+            "http://proxy:0x50",
+            "http://proxy:-1",
+            "http://proxy:notaport",
+            "http://proxy:0",
+            "http://proxy:",
+            "http://u:p@proxy:99999",
+            "http://[::1]:99999",
+            "http://[::1]:0x50",
+            "http://[::1]x",
+            "http://[::1",
+            "http://[fe80::1%25eth0]:3128",
+            "http://::1:3128",
+            "http://proxy:3128/path",
+            "http://proxy:3128?x=1",
+            "http://proxy:3128#f",
+            "http://:3128",
+            "http://u:p@:3128",
+        ] {
+            let err = c.set_proxy(url).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidConfig, "{url}");
+        }
+        for (url, host, port) in [
+            ("http://proxy:3128", "proxy", 3128),
+            ("http://proxy:3128/", "proxy", 3128),
+            ("http://proxy", "proxy", 80),
+            ("http://u:p@10.1.2.3:8080", "10.1.2.3", 8080),
+            ("http://[::1]:3128", "[::1]", 3128),
+            (
+                "http://u:p%40ss@[2001:db8::2]:65535",
+                "[2001:db8::2]",
+                65535,
+            ),
+        ] {
+            c.set_proxy(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let proxy = c.proxy.as_ref().unwrap();
+            assert_eq!((proxy.host(), proxy.port()), (host, port), "{url}");
+        }
+        c.set_proxy("http://us%20er:p%40ss@proxy:3128").unwrap();
+        let proxy = c.proxy.as_ref().unwrap();
+        assert_eq!(
+            (proxy.username(), proxy.password()),
+            (Some("us er"), Some("p@ss"))
+        );
+    }
+
+    /// A temporary directory removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let path = std::env::temp_dir().join(format!(
+                "fleets-config-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs `f` on another thread; None when it does not finish within 5 s (it is left
+    /// blocked: the test fails anyway).
+    fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// A self-signed certificate and its key, in PEM.
+    fn self_signed() -> (String, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["h.example".to_owned()]).unwrap();
+        (cert.cert.pem(), cert.signing_key.serialize_pem())
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn pem_files_that_are_fifos_do_not_block() {
+        let dir = TempDir::new("fifo");
+        let fifo = dir.0.join("ca.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (cert, key) = self_signed();
+        let cert_file = dir.0.join("cert.pem");
+        let key_file = dir.0.join("key.pem");
+        std::fs::write(&cert_file, &cert).unwrap();
+        std::fs::write(&key_file, &key).unwrap();
+        for name in [
+            "set_ca_file",
+            "set_client_cert(cert fifo)",
+            "set_client_cert(key fifo)",
+        ] {
+            let (fifo, cert_file, key_file) = (fifo.clone(), cert_file.clone(), key_file.clone());
+            let result = within_5s(move || {
+                let mut c = Config::new("https://h", "k", "s").unwrap();
+                let result = match name {
+                    "set_ca_file" => c.set_ca_file(&fifo),
+                    "set_client_cert(cert fifo)" => c.set_client_cert(&fifo, &key_file),
+                    _ => c.set_client_cert(&cert_file, &fifo),
+                };
+                result.map_err(|e| (e.code(), e.message().to_owned()))
+            });
+            let Some(result) = result else {
+                panic!("{name} blocked on a FIFO");
+            };
+            let (code, message) = result.unwrap_err();
+            assert_eq!(code, ErrorCode::InvalidConfig, "{name}: {message}");
+            assert!(message.contains("not a regular file"), "{name}: {message}");
+        }
+    }
+
+    #[test]
+    fn pem_files_over_the_cap_are_not_read() {
+        let dir = TempDir::new("big");
+        let (cert, key) = self_signed();
+        // 300 MB, sparse: costs no disk, but reading it whole would cost the memory.
+        let big = dir.0.join("big.pem");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(300_000_000).unwrap();
+        drop(file);
+        // One byte over the cap, starting with a valid certificate.
+        let over = dir.0.join("over.pem");
+        let mut text = cert.clone().into_bytes();
+        text.resize(MAX_PEM_FILE_BYTES + 1, b'\n');
+        std::fs::write(&over, &text).unwrap();
+        // Exactly at the cap: accepted.
+        let at_cap = dir.0.join("at_cap.pem");
+        text.truncate(MAX_PEM_FILE_BYTES);
+        std::fs::write(&at_cap, &text).unwrap();
+        let key_file = dir.0.join("key.pem");
+        std::fs::write(&key_file, &key).unwrap();
+        let cert_file = dir.0.join("cert.pem");
+        std::fs::write(&cert_file, &cert).unwrap();
+
+        let mut c = Config::new("https://h", "k", "s").unwrap();
+        for path in [&big, &over] {
+            let started = std::time::Instant::now();
+            for result in [
+                c.set_ca_file(path),
+                c.set_client_cert(path, &key_file),
+                c.set_client_cert(&cert_file, path),
+            ] {
+                let err = result.unwrap_err();
+                assert_eq!(err.code(), ErrorCode::InvalidConfig);
+                assert!(err.message().contains("1 MiB"), "{}", err.message());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{path:?} read whole?"
+            );
+        }
+        c.set_ca_file(&at_cap).unwrap();
+        c.set_client_cert(&at_cap, &key_file).unwrap();
+    }
+
+    #[test]
+    fn pem_paths_that_are_directories_are_refused() {
+        let dir = TempDir::new("dir");
+        let mut c = Config::new("https://h", "k", "s").unwrap();
+        let err = c.set_ca_file(&dir.0).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig);
+        assert!(
+            err.message().contains("not a regular file"),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]

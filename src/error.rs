@@ -139,7 +139,7 @@ impl ErrorCode {
     /// Whether a call that ended with this code may have delivered its request to the server:
     /// false only when it certainly did not (refused arguments, no connection, TLS failure),
     /// so that sending it again cannot make a duplicate.
-    pub fn request_may_have_been_sent(self) -> bool {
+    pub fn request_sent(self) -> bool {
         !matches!(
             self,
             ErrorCode::NullArgument

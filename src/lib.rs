@@ -25,6 +25,8 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod json;
 /// cbindgen:ignore
+mod logging;
+/// cbindgen:ignore
 mod outbox;
 /// cbindgen:ignore
 mod redact;
@@ -36,6 +38,8 @@ mod resolve;
 mod response;
 /// cbindgen:ignore
 mod retry;
+/// cbindgen:ignore
+mod stats;
 /// cbindgen:ignore
 mod transport;
 /// cbindgen:ignore
@@ -49,9 +53,10 @@ pub use client::{
 };
 pub use config::{
     Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
-    MAX_RESPONSE_BYTES_LIMIT,
+    MAX_PEM_FILE_BYTES, MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
+pub use logging::{clear_log_callback, set_log_callback, LogLevel};
 pub use outbox::{
     FlushOutcome, FullPolicy, Outbox, OutboxOptions, OutboxStats, SyncPolicy,
     DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_RECORDS, DEFAULT_OUTBOX_MAX_BYTES,
@@ -62,7 +67,10 @@ pub use retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,
     MAX_ATTEMPTS_LIMIT,
 };
-pub use validate::{JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_LABEL_LEN};
+pub use stats::ClientStats;
+pub use validate::{
+    JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_JSON_DEPTH, MAX_LABEL_LEN,
+};
 pub use wire::{ExecutionStatus, Severity};
 
 /// The library version, from Cargo.toml.

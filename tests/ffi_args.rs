@@ -604,3 +604,245 @@ fn request_sent_tells_the_groups_apart() {
         assert_eq!(fleets_result_request_sent(result), sent, "{result}");
     }
 }
+
+/// Copies the value at `pointer` through `fleets_json_get`.
+fn json_get(doc: &str, pointer: &str) -> Result<String, fleets_result> {
+    let (doc, pointer) = (CString::new(doc).unwrap(), CString::new(pointer).unwrap());
+    let mut len = 0usize;
+    // SAFETY: valid strings; NULL with cap 0 asks for the length.
+    let code =
+        unsafe { fleets_json_get(doc.as_ptr(), pointer.as_ptr(), ptr::null_mut(), 0, &mut len) };
+    if code != FLEETS_OK {
+        return Err(code);
+    }
+    let mut buf = vec![0 as c_char; len + 1];
+    // SAFETY: buf holds len + 1 bytes.
+    let code = unsafe {
+        fleets_json_get(
+            doc.as_ptr(),
+            pointer.as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut len,
+        )
+    };
+    assert_eq!(code, FLEETS_OK);
+    // SAFETY: NUL-terminated by the call.
+    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_str()
+        .unwrap()
+        .to_owned())
+}
+
+#[test]
+fn json_get_returns_the_original_text() {
+    let doc = "{\"z\":1, \"a\": { \"big\" : 12345678901234567890123,\n \"neg\":-0 , \"f\":1.50 } }";
+    assert_eq!(json_get(doc, "/a/big").unwrap(), "12345678901234567890123");
+    assert_eq!(json_get(doc, "/a/neg").unwrap(), "-0");
+    assert_eq!(json_get(doc, "/a/f").unwrap(), "1.50");
+    assert_eq!(
+        json_get(doc, "/a").unwrap(),
+        "{ \"big\" : 12345678901234567890123,\n \"neg\":-0 , \"f\":1.50 }"
+    );
+    assert_eq!(json_get(&format!("  {doc}\n"), "").unwrap(), doc);
+    assert_eq!(json_get(doc, "/a/m~2n"), Err(FLEETS_ERR_INVALID_ARGUMENT));
+    let c = |s: &str| CString::new(s).unwrap();
+    let (doc, mut i, mut f) = (c(doc), 5i64, 0f64);
+    // SAFETY: valid strings and outputs.
+    unsafe {
+        assert_eq!(
+            fleets_json_get_i64(doc.as_ptr(), c("/a/big").as_ptr(), &mut i),
+            FLEETS_ERR_JSON_TYPE
+        );
+        assert_eq!(i, 5);
+        assert_eq!(
+            fleets_json_get_i64(doc.as_ptr(), c("/a/neg").as_ptr(), &mut i),
+            FLEETS_OK
+        );
+        assert_eq!(i, 0);
+        assert_eq!(
+            fleets_json_get_f64(doc.as_ptr(), c("/a/big").as_ptr(), &mut f),
+            FLEETS_OK
+        );
+        assert_eq!(f, 1.2345678901234568e22);
+    }
+}
+
+/// `fleets_config_new` on `endpoint`: the result code and the last error message.
+fn config_new(endpoint: &str) -> (fleets_result, String) {
+    let (endpoint, key, secret) = (
+        CString::new(endpoint).unwrap(),
+        CString::new("k").unwrap(),
+        CString::new("s").unwrap(),
+    );
+    let mut cfg: *mut fleets_config_t = ptr::null_mut();
+    // SAFETY: valid strings and output pointer.
+    let code =
+        unsafe { fleets_config_new(endpoint.as_ptr(), key.as_ptr(), secret.as_ptr(), &mut cfg) };
+    let message = last_error();
+    // SAFETY: NULL or a live configuration.
+    unsafe { fleets_config_free(cfg) };
+    (code, message)
+}
+
+#[test]
+fn config_urls_are_strict_and_redacted() {
+    for endpoint in [
+        "https://h:99999",
+        "https://h:65616",
+        "https://h:0x50",
+        "https://h:-1",
+        "https://h:notaport",
+        "https://[::1]:99999",
+        "https://key:s3cret@h",
+        "https://key:s3cr/et@h:443",
+        "ftp://key:s3cret@h",
+    ] {
+        let (code, message) = config_new(endpoint);
+        assert_eq!(code, FLEETS_ERR_INVALID_CONFIG, "{endpoint}: {message}");
+        assert!(!message.contains("s3cr"), "{endpoint}: {message}");
+    }
+    assert_eq!(config_new("https://h:8443").0, FLEETS_OK);
+
+    let c = |s: &str| CString::new(s).unwrap();
+    let mut cfg: *mut fleets_config_t = ptr::null_mut();
+    // SAFETY: valid strings and output pointer; cfg freed at the end.
+    unsafe {
+        assert_eq!(
+            fleets_config_new(
+                c("https://h").as_ptr(),
+                c("k").as_ptr(),
+                c("s").as_ptr(),
+                &mut cfg
+            ),
+            FLEETS_OK
+        );
+        for url in [
+            "http://u:s3cret@proxy:99999",
+            "http://u:s3cret@proxy:0x50",
+            "http://u:s3cret@[::1]:-1",
+            "http://u:s3cret@[::1]:notaport",
+            "http://u:s3cret@[::1",
+            "socks5://u:s3cret@proxy:1080",
+        ] {
+            assert_eq!(
+                fleets_config_set_proxy(cfg, c(url).as_ptr()),
+                FLEETS_ERR_INVALID_CONFIG,
+                "{url}"
+            );
+            let message = last_error();
+            assert!(!message.contains("s3cr"), "{url}: {message}");
+        }
+        assert_eq!(
+            fleets_config_set_proxy(cfg, c("http://u:s3cret@[::1]:3128").as_ptr()),
+            FLEETS_OK
+        );
+        fleets_config_free(cfg);
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn ca_file_that_is_a_fifo_or_too_big_fails_at_once() {
+    let dir = std::env::temp_dir().join(format!("fleets-ffi-args-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("ca.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.join("big.pem");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300_000_000)
+        .unwrap();
+    for (path, words) in [(&fifo, "not a regular file"), (&big, "1 MiB")] {
+        let path = CString::new(path.to_str().unwrap()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let c = |s: &str| CString::new(s).unwrap();
+            let mut cfg: *mut fleets_config_t = ptr::null_mut();
+            // SAFETY: valid strings and output pointer; cfg freed before the thread ends.
+            let code = unsafe {
+                fleets_config_new(
+                    c("https://h").as_ptr(),
+                    c("k").as_ptr(),
+                    c("s").as_ptr(),
+                    &mut cfg,
+                );
+                let code = fleets_config_set_ca_file(cfg, path.as_ptr());
+                fleets_config_free(cfg);
+                code
+            };
+            let _ = tx.send((code, last_error()));
+        });
+        let result = rx.recv_timeout(std::time::Duration::from_secs(5));
+        let (code, message) = result.expect("fleets_config_set_ca_file blocked");
+        assert_eq!(code, FLEETS_ERR_INVALID_CONFIG, "{message}");
+        assert!(message.contains(words), "{message}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An object nested `depth` levels deep, the object itself being level 1.
+fn nested_object(depth: usize) -> CString {
+    CString::new(format!(
+        "{}{}{}",
+        "{\"a\":".repeat(depth - 1),
+        "{\"t\":\"caf\\u00e9\"}",
+        "}".repeat(depth - 1)
+    ))
+    .unwrap()
+}
+
+#[test]
+fn json_nesting_limit_matches_what_the_server_takes() {
+    let emu = common::emulator();
+    let c = |s: &str| CString::new(s).unwrap();
+    let (endpoint, key, secret) = (c(emu.endpoint()), c(emu.api_key()), c(emu.api_secret()));
+    let ca = c(emu.ca_file().unwrap().to_str().unwrap());
+    let thing = c(common::THING);
+    let mut cfg: *mut fleets_config_t = ptr::null_mut();
+    let mut client: *mut fleets_client_t = ptr::null_mut();
+    // SAFETY: valid strings, outputs and handles; both handles freed at the end.
+    unsafe {
+        assert_eq!(
+            fleets_config_new(endpoint.as_ptr(), key.as_ptr(), secret.as_ptr(), &mut cfg),
+            FLEETS_OK
+        );
+        assert_eq!(fleets_config_set_ca_file(cfg, ca.as_ptr()), FLEETS_OK);
+        assert_eq!(fleets_client_new(cfg, &mut client), FLEETS_OK);
+        let report = |json: &CString| {
+            fleets_shadow_report(
+                client,
+                thing.as_ptr(),
+                json.as_ptr(),
+                ptr::null(),
+                0,
+                ptr::null_mut(),
+                0,
+                ptr::null_mut(),
+            )
+        };
+        // The deepest object the library takes is one the server takes, in the report
+        // wrapper ({"state":{"reported":...}}).
+        assert_eq!(
+            report(&nested_object(fleets::MAX_JSON_DEPTH)),
+            FLEETS_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(emu.stats().total, 1);
+        // One level more is refused before anything is sent, like every other bad JSON.
+        assert_eq!(
+            report(&nested_object(fleets::MAX_JSON_DEPTH + 1)),
+            FLEETS_ERR_INVALID_JSON
+        );
+        assert!(last_error().contains("deeper than"), "{}", last_error());
+        assert_eq!(emu.stats().total, 1);
+        fleets_client_free(client);
+        fleets_config_free(cfg);
+    }
+}

@@ -454,7 +454,20 @@ impl Harness {
                     // later one, so the repeat of a group starts at another record.
                     report.duplicates_retokened += copies - 1;
                 } else {
-                    panic!("round {round}: report k{seq} was sent {copies} times under different tokens {tokens:?}");
+                    let history: Vec<String> = self
+                        .emu
+                        .shadow_history(&thing)
+                        .iter()
+                        .map(|h| {
+                            let keys: Vec<&String> =
+                                h["state"]["reported"].as_object().unwrap().keys().collect();
+                            format!("v{} {} {keys:?}", h["version"], h["clientToken"])
+                        })
+                        .collect();
+                    panic!(
+                        "round {round}: report k{seq} was sent {copies} times under different tokens {tokens:?}; history:\n{}",
+                        history.join("\n")
+                    );
                 }
             }
         }

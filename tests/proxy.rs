@@ -57,13 +57,17 @@ struct ConnectProxy {
 
 impl ConnectProxy {
     fn start(credentials: Option<(&str, &str)>, mode: Mode) -> ConnectProxy {
+        ConnectProxy::start_on("127.0.0.1:0", credentials, mode)
+    }
+
+    fn start_on(bind: &str, credentials: Option<(&str, &str)>, mode: Mode) -> ConnectProxy {
         let expected = credentials.map(|(user, password)| {
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
             )
         });
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(bind).unwrap();
         listener.set_nonblocking(true).unwrap();
         let proxy = ConnectProxy {
             addr: listener.local_addr().unwrap(),
@@ -621,6 +625,58 @@ fn from_env_https_proxy_and_no_proxy() {
     let err = Config::from_env().unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
     assert_hides(&err, &["env-socks-pw"]);
+
+    // A bad port is a configuration error, not port 80, in either address family and with
+    // or without a scheme.
+    let port = proxy.addr.port();
+    for url in [
+        format!("http://u:env-port-pw@127.0.0.1:{port}0000"),
+        "http://u:env-port-pw@127.0.0.1:0x50".to_owned(),
+        "u:env-port-pw@127.0.0.1:-1".to_owned(),
+        "http://u:env-port-pw@[::1]:99999".to_owned(),
+        "u:env-port-pw@[::1]:notaport".to_owned(),
+        "http://u:env-port-pw@[::1".to_owned(),
+    ] {
+        std::env::set_var("https_proxy", &url);
+        let err = Config::from_env().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig, "{url}: {err}");
+        assert_hides(&err, &["env-port-pw"]);
+    }
+    std::env::remove_var("https_proxy");
+
+    // FLEETS_CA_FILE naming a FIFO fails at once instead of blocking on open().
+    let fifo = std::env::temp_dir().join(format!("fleets-proxy-env-{}.fifo", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::env::set_var("FLEETS_CA_FILE", &fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(Config::from_env().map_err(|e| (e.code(), e.message().to_owned())));
+    });
+    let result = rx.recv_timeout(Duration::from_secs(5));
+    let _ = std::fs::remove_file(&fifo);
+    let (code, message) = result.expect("from_env blocked on a FIFO").unwrap_err();
+    assert_eq!(code, ErrorCode::InvalidConfig, "{message}");
+    assert!(message.contains("not a regular file"), "{message}");
+}
+
+#[test]
+fn ipv6_proxy() {
+    let emu = emulator();
+    let proxy = ConnectProxy::start_on("[::1]:0", Some((USER, PASSWORD)), Mode::Tunnel);
+    let mut config = config(&emu);
+    let url = format!("http://{USER}:{PASSWORD}@[::1]:{}", proxy.addr.port());
+    config.set_proxy(&url).unwrap();
+    assert!(!format!("{config:?}").contains(PASSWORD));
+    let (result, elapsed) = shadow_get(&config);
+    row("through an IPv6 proxy", &result, elapsed);
+    result.unwrap();
+    assert_eq!(proxy.connects(), vec![emu.target()]);
+    assert_eq!(proxy.tunnels(), 1);
 }
 
 /// A loopback endpoint (as curl's default NO_PROXY) never goes through a proxy: over

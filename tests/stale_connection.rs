@@ -64,6 +64,11 @@ fn safe_requests_survive_a_server_that_closes_after_every_response() {
         }
     }
     assert_eq!(server.requests(), 100, "each call answered once");
+    let stats = client.stats();
+    assert_eq!(stats.calls, 100);
+    assert_eq!(stats.failures, 0);
+    assert_eq!(stats.requests, 100 + stats.stale_resends, "{stats:?}");
+    assert!(stats.stale_resends >= 90, "{stats:?}");
     assert!(
         server.connections() >= 90,
         "the stale path ran: {} connections for 100 calls",
@@ -180,6 +185,10 @@ fn nginx_keepalive_timeout_behind_a_slow_link() {
     for t in threads {
         t.join().unwrap();
     }
+    println!(
+        "nginx keepalive 150 ms, 50 ms link: 100 calls, {} connections",
+        relay.connections()
+    );
     assert_eq!(failures.load(Ordering::SeqCst), 0, "100/100 calls succeed");
     assert!(
         relay.connections() >= 4 + 10,

@@ -14,7 +14,9 @@ import "C"
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -31,10 +33,27 @@ func Version() string { return C.GoString(C.fleets_version()) }
 // one and share it. Close releases it; a Client that becomes unreachable without Close is
 // released by the garbage collector as a safety net.
 type Client struct {
-	mu      sync.RWMutex // calls hold it for reading, Close for writing
-	h       *C.fleets_client_t
-	cleanup runtime.Cleanup
+	mu       sync.RWMutex // calls hold it for reading, Close for writing
+	h        *C.fleets_client_t
+	cleanup  runtime.Cleanup
+	endpoint string       // shown by String, redacted
+	creds    *credentials // scrubbed from error messages; never printed
+	final    ClientStats  // the counters at Close
 }
+
+// String describes the client without credentials: "fleets.Client{https://host open}".
+func (c *Client) String() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	state := "open"
+	if c.h == nil {
+		state = "closed"
+	}
+	return "fleets.Client{" + redactURL(c.endpoint) + " " + state + "}"
+}
+
+// GoString is String, for %#v.
+func (c *Client) GoString() string { return c.String() }
 
 // liveHandles counts C client handles not yet freed (for tests).
 var liveHandles atomic.Int64
@@ -50,12 +69,13 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	defer s.clear()
+	creds := &credentials{key: cfg.APIKey, secret: cfg.APISecret, urls: []string{cfg.Endpoint, cfg.ProxyURL}}
 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var conf *C.fleets_config_t
 	if rc := C.fleets_config_new(ptr(s.endpoint), ptr(s.key), ptr(s.secret), &conf); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	defer C.fleets_config_free(conf)
 	for _, set := range []func() C.fleets_result{
@@ -102,10 +122,10 @@ func NewClient(cfg Config) (*Client, error) {
 		},
 	} {
 		if rc := set(); rc != C.FLEETS_OK {
-			return nil, lastError(rc, false)
+			return nil, lastError(rc, false, creds)
 		}
 	}
-	return newClient(conf)
+	return newClient(conf, cfg.Endpoint, creds)
 }
 
 // settings are the C forms of a Config, checked before libfleets sees any of them.
@@ -186,34 +206,40 @@ func prepare(cfg Config) (_ *settings, err error) {
 	if cfg.MaxResponseBytes < 0 {
 		return nil, invalidArg("MaxResponseBytes %d is negative", cfg.MaxResponseBytes)
 	}
+	if cfg.MaxResponseBytes > MaxResponseBytesLimit {
+		return nil, invalidConfig(fmt.Sprintf("MaxResponseBytes %d is over the limit of %d (16 MiB)", cfg.MaxResponseBytes, MaxResponseBytesLimit))
+	}
 	return s, nil
 }
 
 // NewClientFromEnv creates a client from the environment variables FLEETS_ENDPOINT,
 // FLEETS_API_KEY, FLEETS_API_SECRET and, when set and non-empty, FLEETS_CA_FILE, with the
 // library defaults for everything else (timeouts, retries, response limit). A proxy comes
-// from HTTPS_PROXY (HTTP_PROXY for an http:// loopback endpoint; lower-case names accepted)
-// unless NO_PROXY names the endpoint's host. A missing variable is ErrInvalidConfig (the
-// message names it).
+// from HTTPS_PROXY (lower-case name accepted) unless NO_PROXY names the endpoint's host; a
+// loopback endpoint never uses a proxy. A missing variable is ErrInvalidConfig (the message
+// names it).
 func NewClientFromEnv() (*Client, error) {
+	endpoint := os.Getenv("FLEETS_ENDPOINT")
+	creds := &credentials{key: os.Getenv("FLEETS_API_KEY"), secret: os.Getenv("FLEETS_API_SECRET"),
+		urls: []string{endpoint, os.Getenv("HTTPS_PROXY"), os.Getenv("https_proxy"), os.Getenv("HTTP_PROXY"), os.Getenv("http_proxy")}}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var conf *C.fleets_config_t
 	if rc := C.fleets_config_from_env(&conf); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	defer C.fleets_config_free(conf)
-	return newClient(conf)
+	return newClient(conf, endpoint, creds)
 }
 
 // newClient must run on a locked OS thread.
-func newClient(conf *C.fleets_config_t) (*Client, error) {
+func newClient(conf *C.fleets_config_t, endpoint string, creds *credentials) (*Client, error) {
 	var h *C.fleets_client_t
 	if rc := C.fleets_client_new(conf, &h); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, creds)
 	}
 	liveHandles.Add(1)
-	c := &Client{h: h}
+	c := &Client{h: h, endpoint: endpoint, creds: creds}
 	c.cleanup = runtime.AddCleanup(c, freeHandle, unsafe.Pointer(h))
 	return c, nil
 }
@@ -224,8 +250,8 @@ func freeHandle(h unsafe.Pointer) {
 }
 
 // Close releases the client and its connections. It waits for calls in progress on other
-// goroutines to finish; later calls fail with ErrClosed. Close is idempotent and always
-// returns nil.
+// goroutines to finish; later calls fail with ErrClosed, and Stats returns the counters as
+// they were at Close. Close is idempotent and always returns nil.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -233,25 +259,59 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.cleanup.Stop()
+	c.final = stats(c.h)
 	freeHandle(unsafe.Pointer(c.h))
 	c.h = nil
 	runtime.KeepAlive(c)
 	return nil
 }
 
+// Stats returns the client's counters since it was created (fleets_client_stats); after
+// Close, the counters as they were then. A snapshot taken while other goroutines call may
+// mix values from just before and just after a concurrent call.
+func (c *Client) Stats() ClientStats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return c.final
+	}
+	s := stats(c.h)
+	runtime.KeepAlive(c)
+	return s
+}
+
+func stats(h *C.fleets_client_t) ClientStats {
+	var raw C.fleets_client_stats_t
+	// Both pointers are valid: the only failure is a NULL argument.
+	if C.fleets_client_stats(h, &raw) != C.FLEETS_OK {
+		return ClientStats{}
+	}
+	return ClientStats{
+		Calls:         uint64(raw.calls),
+		Failures:      uint64(raw.failures),
+		Requests:      uint64(raw.requests),
+		Retries:       uint64(raw.retries),
+		StaleResends:  uint64(raw.stale_resends),
+		Connections:   uint64(raw.connections),
+		BytesSent:     uint64(raw.bytes_sent),
+		BytesReceived: uint64(raw.bytes_received),
+		LastLatency:   time.Duration(min(uint64(raw.last_latency_us), math.MaxInt64/uint64(time.Microsecond))) * time.Microsecond,
+	}
+}
+
 // ---------------------------------------------------------------- the calls
 
-// ReportShadow reports the device's state: POST /api/v1/thing-datas/shadow/reported.
+// ShadowReport reports the device's state: POST /api/v1/thing-datas/shadow/reported.
 //
 // reported must encode to a JSON object: a map, a struct, or a json.RawMessage (sent as
 // is). The server deep-merges it into the reported state; a nil member deletes that key.
 // opts may be nil. It returns the response body, e.g.
 // {"state":{"reported":{..}},"version":N,"timestamp":T}.
-func (c *Client) ReportShadow(thing string, reported any, opts *ReportOptions) (json.RawMessage, error) {
+func (c *Client) ShadowReport(thingName string, reported any, opts *ReportOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &ReportOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +329,10 @@ func (c *Client) ReportShadow(thing string, reported any, opts *ReportOptions) (
 	})
 }
 
-// GetShadow reads the current shadow: GET /api/v1/thing-datas/{thing}/shadow. A
+// ShadowGet reads the current shadow: GET /api/v1/thing-datas/{thingName}/shadow. A
 // non-empty Delta holds desired values the device has not reported yet.
-func (c *Client) GetShadow(thing string) (*Shadow, error) {
-	name, err := cstr("thing", thing)
+func (c *Client) ShadowGet(thingName string) (*Shadow, error) {
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -289,16 +349,16 @@ func (c *Client) GetShadow(thing string) (*Shadow, error) {
 	return s, nil
 }
 
-// PublishEvent publishes an event of eventType: POST /api/v1/thing-datas/events.
+// EventPublish publishes an event of eventType: POST /api/v1/thing-datas/events.
 //
 // data, when not nil, must encode to a JSON object (a map, a struct or a
 // json.RawMessage). opts may be nil (no severity, timestamp now, no app id). It returns the
 // response body.
-func (c *Client) PublishEvent(thing, eventType string, data any, opts *EventOptions) (json.RawMessage, error) {
+func (c *Client) EventPublish(thingName, eventType string, data any, opts *EventOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &EventOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -329,18 +389,18 @@ func (c *Client) PublishEvent(thing, eventType string, data any, opts *EventOpti
 	})
 }
 
-// RespondCommand answers the command execution executionID (received over MQTT):
+// CommandRespond answers the command execution executionID (received over MQTT):
 // POST /api/v1/thing-datas/command/response.
 //
 // status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
 // result, when not nil, must encode to a JSON object. opts may be nil (timestamp now). An
 // unknown execution is ErrNotFound; one already answered with a final status is
 // ErrConflict. It returns the response body.
-func (c *Client) RespondCommand(thing, executionID string, status ExecutionStatus, result any, opts *CommandOptions) (json.RawMessage, error) {
+func (c *Client) CommandRespond(thingName, executionID string, status ExecutionStatus, result any, opts *CommandOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &CommandOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -367,13 +427,13 @@ func (c *Client) RespondCommand(thing, executionID string, status ExecutionStatu
 	})
 }
 
-// GetPendingJobs lists the thing's pending job executions: POST
+// JobsGetPending lists the thing's pending job executions: POST
 // /api/v1/thing-datas/jobs/get. opts may be nil.
-func (c *Client) GetPendingJobs(thing string, opts *JobOptions) (*PendingJobs, error) {
+func (c *Client) JobsGetPending(thingName string, opts *JobOptions) (*PendingJobs, error) {
 	if opts == nil {
 		opts = &JobOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -394,15 +454,15 @@ func (c *Client) GetPendingJobs(thing string, opts *JobOptions) (*PendingJobs, e
 	return p, nil
 }
 
-// StartNextJob starts the next pending job execution (one in progress first, then the
+// JobsStartNext starts the next pending job execution (one in progress first, then the
 // oldest queued) and returns it with its job document: POST
 // /api/v1/thing-datas/jobs/start-next. When nothing is pending, the result's Execution is
 // nil. opts may be nil.
-func (c *Client) StartNextJob(thing string, opts *StartNextJobOptions) (*JobExecutionResult, error) {
+func (c *Client) JobsStartNext(thingName string, opts *JobsStartNextOptions) (*JobExecutionResult, error) {
 	if opts == nil {
-		opts = &StartNextJobOptions{}
+		opts = &JobsStartNextOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -434,14 +494,14 @@ func (c *Client) StartNextJob(thing string, opts *StartNextJobOptions) (*JobExec
 	return r, nil
 }
 
-// DescribeJob returns the thing's execution of job jobID, with its job document: POST
+// JobsDescribe returns the thing's execution of job jobID, with its job document: POST
 // /api/v1/thing-datas/jobs/{jobID}/get. ErrNotFound when the thing has no execution of
 // that job. opts may be nil.
-func (c *Client) DescribeJob(thing, jobID string, opts *JobOptions) (*JobExecutionResult, error) {
+func (c *Client) JobsDescribe(thingName, jobID string, opts *JobOptions) (*JobExecutionResult, error) {
 	if opts == nil {
 		opts = &JobOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -469,17 +529,17 @@ func (c *Client) DescribeJob(thing, jobID string, opts *JobOptions) (*JobExecuti
 	return r, nil
 }
 
-// UpdateJob reports the status of the thing's execution of job jobID: POST
+// JobsUpdate reports the status of the thing's execution of job jobID: POST
 // /api/v1/thing-datas/jobs/{jobID}/update.
 //
 // status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
 // opts may be nil. A stale ExpectedVersion, or leaving a terminal status, is ErrConflict
 // (the error's Body holds the current executionState).
-func (c *Client) UpdateJob(thing, jobID string, status ExecutionStatus, opts *UpdateJobOptions) (*JobUpdateResult, error) {
+func (c *Client) JobsUpdate(thingName, jobID string, status ExecutionStatus, opts *JobsUpdateOptions) (*JobUpdateResult, error) {
 	if opts == nil {
-		opts = &UpdateJobOptions{}
+		opts = &JobsUpdateOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -555,14 +615,14 @@ func (c *Client) call(fn apiFunc) ([]byte, error) {
 		big := make([]byte, int(n)+1)
 		var got C.size_t
 		if rc2 := C.fleets_last_response((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)), &got); rc2 != C.FLEETS_OK {
-			return nil, lastError(rc2, false)
+			return nil, lastError(rc2, false, c.creds)
 		}
 		body = big[:got]
 	}
 	if rc == C.FLEETS_OK || rc == C.FLEETS_ERR_BUFFER_TOO_SMALL {
 		return body, nil
 	}
-	e := lastError(rc, rc >= 200)
+	e := lastError(rc, rc >= 200, c.creds)
 	if len(body) > 0 {
 		e.Body = body
 	}
@@ -571,7 +631,9 @@ func (c *Client) call(fn apiFunc) ([]byte, error) {
 
 // lastError builds the *Error of a failed call from this thread's last error message (and
 // HTTP status and Retry-After when sent). It must run on the OS thread that made the call.
-func lastError(rc C.fleets_result, sent bool) *Error {
+// The message may quote the server or a configuration value: it is scrubbed of creds and of
+// control characters.
+func lastError(rc C.fleets_result, sent bool, creds *credentials) *Error {
 	e := &Error{Code: Code(rc)}
 	if sent {
 		e.HTTPStatus = int(C.fleets_last_http_status())
@@ -588,15 +650,28 @@ func lastError(rc C.fleets_result, sent bool) *Error {
 		n = C.fleets_last_error_message((*C.char)(unsafe.Pointer(&big[0])), C.size_t(len(big)))
 		e.Message = string(big[:min(int(n), len(big)-1)])
 	}
+	e.Message = creds.scrub(e.Message)
 	return e
 }
 
 var errNoExecution = errors.New(`no "execution" object`)
 
+// badResponse is the error for a 2xx body that libfleets accepted as JSON but that does not
+// decode into the result type (wrong shape, a number out of range, nested deeper than
+// encoding/json's limit of 10,000 levels...). The decoder's text may quote the body: it is
+// cut short and its control characters escaped.
 func badResponse(body []byte, err error) *Error {
+	why := err.Error()
+	if len(why) > maxQuoted {
+		why = strings.ToValidUTF8(why[:maxQuoted], "") + "..."
+	}
 	return &Error{Code: CodeBadResponse, HTTPStatus: 200, Body: body,
-		Message: "response body does not have the expected shape: " + err.Error(), err: err}
+		Message: "response body does not have the expected shape: " + printable(why), err: err}
 }
+
+// maxQuoted bounds what an error message quotes of a decoder error (which can hold a
+// number of a million digits).
+const maxQuoted = 256
 
 // cstr returns s as a NUL-terminated byte slice; a NUL inside s is ErrInvalidArgument (the
 // message names the field, never the value).

@@ -11,7 +11,10 @@ import (
 // stable and never reused.
 type Code uint32
 
-// Result codes, identical to the C constants of the same name.
+// Result codes, identical to the C constants of the same name. They are written out here,
+// for the documentation and for builds without cgo; codes_cgo.go makes the build fail when
+// one differs from fleets.h, and codes_test.go checks that every FLEETS_ERR_* of the
+// header has a constant and a name.
 const (
 	CodeOK              Code = 0   // FLEETS_OK
 	CodeNullArgument    Code = 100 // FLEETS_ERR_NULL_ARGUMENT: a required C pointer was NULL
@@ -91,11 +94,15 @@ type Error struct {
 	// HTTPStatus is the status of the response, 0 when no response was received (transport
 	// failures, or arguments rejected before anything was sent).
 	HTTPStatus int
-	// Message is a human-readable description naming the phase that failed; it never
-	// contains the API secret.
+	// Message is a human-readable description naming the phase that failed. It may quote
+	// the server, but never shows a credential: the API secret, base64(key:secret) (an echoed
+	// Authorization header), the proxy password and URLs with a password are replaced by
+	// REDACTED (a secret shorter than 8 bytes only where it stands alone, not inside a
+	// word), and control characters (C0, DEL, C1) are escaped as \xNN.
 	Message string
 	// Body is the response body the server sent with an error status (usually JSON
-	// {"code","message",...}), nil when there was none.
+	// {"code","message",...}), nil when there was none. It is the server's bytes as
+	// received, not scrubbed: log it with care. %#v of an *Error shows only its length.
 	Body []byte
 	// RetryAfter is the wait the last response asked for with a Retry-After header (HTTP
 	// 429 or 503, in seconds or as an HTTP date), 0 when it had none. libfleets already
@@ -112,6 +119,14 @@ func (e *Error) Error() string {
 		return "fleets: " + e.Code.String()
 	}
 	return "fleets: " + e.Code.String() + ": " + e.Message
+}
+
+// GoString, for %#v, shows the fields without the Body's content (the server's bytes, which
+// are not scrubbed; see Body), e.g.
+// &fleets.Error{Code:FLEETS_ERR_NOT_FOUND HTTPStatus:404 Message:"..." Body:(42 bytes) RetryAfter:0s}.
+func (e *Error) GoString() string {
+	return fmt.Sprintf("&fleets.Error{Code:%v HTTPStatus:%d Message:%q Body:(%d bytes) RetryAfter:%v}",
+		e.Code, e.HTTPStatus, e.Message, len(e.Body), e.RetryAfter)
 }
 
 // Is reports whether target is a sentinel (or any *Error) with the same Code, so that

@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -77,4 +79,46 @@ func keyPEM(t *testing.T, key crypto.Signer, sec1 bool) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// serverCertificate returns a CA certificate (PEM file) and a server certificate for
+// 127.0.0.1 (and dnsNames) that it signed, for a local HTTPS server that libfleets verifies
+// like any other (httptest's own certificate is a CA certificate, which rustls refuses as a
+// server's).
+func serverCertificate(t *testing.T, dnsNames ...string) (caFile string, cert tls.Certificate) {
+	t.Helper()
+	caPEM, caKey := selfSigned(t, "fleets test server CA", true)
+	block, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     dnsNames,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, "server-ca.pem", caPEM), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serverCertificateFiles is serverCertificate with the server certificate and its key
+// written as PEM files, for fleets-emulator's --tls-cert and --tls-key.
+func serverCertificateFiles(t *testing.T, dnsNames ...string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caFile, cert := serverCertificate(t, dnsNames...)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	return caFile, writeFile(t, "server.pem", certPEM), writeFile(t, "server.key", keyPEM(t, cert.PrivateKey.(crypto.Signer), false))
 }

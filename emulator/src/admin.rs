@@ -1,16 +1,20 @@
 //! The admin API under `/admin/v1` (Bearer admin token): things, desired state, commands,
-//! jobs, faults, clock, stats, reset.
+//! jobs, faults, clock, stats, reset, outages, keep-alive knobs and files.
 
 use crate::error::ApiError;
 use crate::faults::FaultRule;
+use crate::files::{self, FileOptions, MAX_FILE_BYTES};
 use crate::http::{self, Body};
+use crate::port::OfflineMode;
 use crate::routes::constant_time_eq;
 use crate::server::App;
 use crate::validate::{self as v, Obj};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response};
 use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Prefix of every admin endpoint.
 pub const PREFIX: &str = "/admin/v1/";
@@ -47,19 +51,10 @@ fn unknown_thing(name: &str) -> ApiError {
 }
 
 /// Handles one `/admin/v1/...` request.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     app.state().count_admin_request();
     let (parts, body) = req.into_parts();
-    let bytes = http::collect(body, app.max_body).await;
-    if let Err(e) = check_bearer(&parts.headers, &app.admin_token) {
-        let mut r = http::error(&e, None);
-        r.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"fleets-emulator-admin\""),
-        );
-        return r;
-    }
-    let method = parts.method;
+    let method = parts.method.clone();
     let segs: Vec<String> = parts
         .uri
         .path()
@@ -69,16 +64,37 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         .map(http::percent_decode)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    // A file upload is the one body that is not JSON and may be large.
+    let upload = method == Method::PUT && matches!(segs.as_slice(), ["files", _]);
+    let limit = if upload {
+        MAX_FILE_BYTES as usize
+    } else {
+        app.max_body
+    };
+    let bytes = http::collect(body, limit).await;
+    if let Err(e) = check_bearer(&parts.headers, &app.admin_token) {
+        let mut r = http::error(&e, None);
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"fleets-emulator-admin\""),
+        );
+        return r;
+    }
     // An empty body is `{}` here whatever the Content-Type (e.g. `curl -X PUT` with a JSON
     // header). Parse errors are reported only by endpoints that take a body, after routing.
-    let body: Result<Obj, ApiError> = bytes.and_then(|b| {
-        if b.iter().all(u8::is_ascii_whitespace) {
-            Ok(Obj::new())
-        } else {
-            http::parse_object(&parts.headers, &b).map(Option::unwrap_or_default)
+    let body: Result<Obj, ApiError> = match &bytes {
+        Ok(_) if upload => Ok(Obj::new()),
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Obj::new()),
+        Ok(b) => http::parse_object(&parts.headers, b).map(Option::unwrap_or_default),
+        Err(e) => Err(e.clone()),
+    };
+    let result = match segs.as_slice() {
+        ["files", ..] | ["offline"] | ["online"] | ["reset"] => {
+            route_async(app, &method, &segs, parts.uri.query(), bytes, &body).await
         }
-    });
-    match route(app, &method, &segs, &body) {
+        _ => route(app, &method, &segs, &body),
+    };
+    match result {
         Ok(v) => http::json(200, &v),
         Err(e) => {
             let mut r = http::error(&e, None);
@@ -200,11 +216,23 @@ fn route(
             Ok(json!({"faults": st.faults()}))
         }
         ["faults"] => Err(method_not_allowed("GET, POST, DELETE")),
-        ["reset"] if post => {
-            app.state().reset();
-            Ok(json!({"reset": true}))
+        ["keepalive"] if get => Ok(keepalive_json(app)),
+        ["keepalive"] if put || post => {
+            let b = body()?;
+            if let Some(ms) = opt_u64_or_null(b, "idle_timeout_ms")? {
+                app.port
+                    .set_idle_timeout(Some(Duration::from_millis(ms)).filter(|d| !d.is_zero()));
+            }
+            if let Some(n) = opt_u64_or_null(b, "requests_per_connection")? {
+                let n = u32::try_from(n).map_err(|_| {
+                    ApiError::invalid("`requests_per_connection` must be at most 4294967295")
+                })?;
+                app.port
+                    .set_requests_per_connection(Some(n).filter(|n| *n > 0));
+            }
+            Ok(keepalive_json(app))
         }
-        ["reset"] => Err(method_not_allowed("POST")),
+        ["keepalive"] => Err(method_not_allowed("GET, PUT, POST")),
         ["clock"] if get => Ok(json!({"now": app.state().now()})),
         ["clock"] => Err(method_not_allowed("GET")),
         ["clock", "advance"] if post => {
@@ -215,13 +243,187 @@ fn route(
         }
         ["clock", "advance"] => Err(method_not_allowed("POST")),
         ["stats"] if get => {
-            let st = app.state();
-            let s = st.stats();
-            Ok(
-                json!({"total": s.total, "by_endpoint": s.by_endpoint, "admin_total": st.admin_requests()}),
-            )
+            let s = app.stats();
+            Ok(json!({
+                "total": s.total,
+                "by_endpoint": s.by_endpoint,
+                "admin_total": app.state().admin_requests(),
+                "connections_accepted": s.connections_accepted,
+                "tls_handshakes_full": s.tls_handshakes_full,
+                "tls_handshakes_resumed": s.tls_handshakes_resumed,
+                "offline": s.offline,
+            }))
         }
         ["stats"] => Err(method_not_allowed("GET")),
+        _ => Err(ApiError::new(
+            404,
+            "NotFound",
+            format!(
+                "no such admin endpoint: {method} {PREFIX}{}",
+                segs.join("/")
+            ),
+        )),
+    }
+}
+
+/// A non-negative integer field where `null` means 0 (off): `Some(0)` for null, `None` when
+/// the field is absent.
+fn opt_u64_or_null(o: &Obj, field: &str) -> Result<Option<u64>, ApiError> {
+    match o.get(field) {
+        Some(Value::Null) => Ok(Some(0)),
+        _ => v::opt_u64(o, field),
+    }
+}
+
+fn keepalive_json(app: &App) -> Value {
+    let p = app.port.policy();
+    json!({
+        "idle_timeout_ms": p.idle_timeout.map(|d| d.as_millis() as u64),
+        "requests_per_connection": p.requests_per_connection,
+    })
+}
+
+/// Runs blocking work (port re-binding, hashing large files) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(500, "InternalError", format!("worker failed: {e}")))
+}
+
+fn port_error(e: std::io::Error) -> ApiError {
+    ApiError::new(503, "PortUnavailable", e.to_string())
+}
+
+fn file_options(query: Option<&str>) -> Result<FileOptions, ApiError> {
+    let mut opts = FileOptions::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+        let flag = match val {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "query parameter `{k}` must be true or false"
+                )))
+            }
+        };
+        match k {
+            "ranges" => opts.ranges = flag,
+            "auth" => opts.auth = flag,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter `{k}` (ranges, auth)"
+                )))
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn unknown_file(name: &str) -> ApiError {
+    ApiError::not_found(format!("no file `{name}`"))
+}
+
+/// The admin endpoints that block or take a raw body: outages, reset, files.
+async fn route_async(
+    app: &Arc<App>,
+    method: &Method,
+    segs: &[&str],
+    query: Option<&str>,
+    raw: Result<Bytes, ApiError>,
+    body: &Result<Obj, ApiError>,
+) -> Result<Value, ApiError> {
+    let body = || body.as_ref().map_err(Clone::clone);
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let put = *method == Method::PUT;
+    let delete = *method == Method::DELETE;
+    let endpoint = app.endpoint.get().cloned().unwrap_or_default();
+    match segs {
+        ["offline"] if get => Ok(json!({"offline": app.port.policy().offline})),
+        ["offline"] if post => {
+            let mode = v::req_str(body()?, "mode")?;
+            let mode: OfflineMode = serde_json::from_value(json!(mode))
+                .map_err(|_| ApiError::invalid("`mode` must be one of refuse, blackhole, reset"))?;
+            let a = app.clone();
+            blocking(move || a.port.set_offline(Some(mode)))
+                .await?
+                .map_err(port_error)?;
+            Ok(json!({"offline": mode}))
+        }
+        ["offline"] => Err(method_not_allowed("GET, POST")),
+        ["online"] if post => {
+            let a = app.clone();
+            blocking(move || a.port.set_offline(None))
+                .await?
+                .map_err(port_error)?;
+            Ok(json!({"offline": null}))
+        }
+        ["online"] => Err(method_not_allowed("POST")),
+        ["reset"] if post => {
+            let a = app.clone();
+            blocking(move || a.reset()).await?.map_err(port_error)?;
+            Ok(json!({"reset": true}))
+        }
+        ["reset"] => Err(method_not_allowed("POST")),
+        ["files"] if get => Ok(json!({"files": app.state().files().list(&endpoint)})),
+        ["files"] => Err(method_not_allowed("GET")),
+        ["files", name] if put || post => {
+            v::check_identifier("name", name)?;
+            let (data, opts) = if put {
+                (raw?, file_options(query)?)
+            } else {
+                let b = body()?;
+                let size = v::req_u64(b, "size")?;
+                if size > MAX_FILE_BYTES {
+                    return Err(ApiError::invalid(format!(
+                        "`size` must be at most {MAX_FILE_BYTES}"
+                    )));
+                }
+                let seed = v::opt_u64(b, "seed")?.unwrap_or(0);
+                let opts = FileOptions {
+                    ranges: v::opt_bool(b, "ranges")?.unwrap_or(true),
+                    auth: v::opt_bool(b, "auth")?.unwrap_or(false),
+                };
+                let data = blocking(move || Bytes::from(files::generate(size as usize, seed)));
+                (data.await?, opts)
+            };
+            let (data, sha) = blocking(move || {
+                let sha = files::sha256_hex(&data);
+                (data, sha)
+            })
+            .await?;
+            let name = name.to_string();
+            let info = app
+                .state()
+                .files_mut()
+                .put(&name, data, sha, opts, &endpoint);
+            Ok(serde_json::to_value(info).unwrap_or_default())
+        }
+        ["files", name] if get => app
+            .state()
+            .files()
+            .info(name, &endpoint)
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .ok_or_else(|| unknown_file(name)),
+        ["files", name] if delete => {
+            if app.state().files_mut().remove(name) {
+                Ok(json!({"name": name, "deleted": true}))
+            } else {
+                Err(unknown_file(name))
+            }
+        }
+        ["files", _] => Err(method_not_allowed("GET, PUT, POST, DELETE")),
+        ["files", name, "requests"] if get => {
+            Ok(json!({"name": name, "requests": app.state().files().requests(name)}))
+        }
+        ["files", name, "requests"] if delete => {
+            app.state().files_mut().clear_requests(name);
+            Ok(json!({"name": name, "requests": []}))
+        }
+        ["files", _, "requests"] => Err(method_not_allowed("GET, DELETE")),
         _ => Err(ApiError::new(
             404,
             "NotFound",

@@ -13,6 +13,11 @@
 //! | `truncate` | send a status line and headers with a `Content-Length` larger than the body bytes that follow, then close; state untouched |
 //! | `garbage` | send bytes that are not HTTP (inside TLS in HTTPS mode), then close; state untouched |
 //! | `stall` | read the request and never answer: hold the connection until the client leaves (or for `delay_ms`, then close); state untouched |
+//!
+//! Rules match requests on the device port: `/api/v1/...` and `/files/...`. With `after_bytes`,
+//! `reset`, `truncate` and `stall` act in the middle of the response body instead: the request
+//! is handled normally, its status line, headers and first `after_bytes` body bytes are sent,
+//! then the connection is reset, closed cleanly, or goes silent.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,6 +83,10 @@ pub struct FaultRule {
     /// Only requests with this HTTP method match (any method when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// `reset`/`truncate`/`stall`: handle the request normally and act after this many body
+    /// bytes of the response instead of before the response (a shorter body is sent complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_bytes: Option<u64>,
 }
 
 impl Default for FaultRule {
@@ -92,6 +101,7 @@ impl Default for FaultRule {
             body: None,
             times: 1,
             method: None,
+            after_bytes: None,
         }
     }
 }
@@ -132,8 +142,22 @@ impl FaultRule {
         self
     }
 
+    /// Sets `after_bytes`.
+    pub fn after_bytes(mut self, n: u64) -> Self {
+        self.after_bytes = Some(n);
+        self
+    }
+
     /// Checks the rule's parameters.
     pub fn validate(&self) -> Result<(), String> {
+        if self.after_bytes.is_some()
+            && !matches!(
+                self.kind,
+                FaultKind::Reset | FaultKind::Truncate | FaultKind::Stall
+            )
+        {
+            return Err("after_bytes applies to kinds reset, truncate and stall only".into());
+        }
         if self.delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
             return Err(format!("delay_ms must be at most {MAX_DELAY_MS}"));
         }
@@ -259,6 +283,16 @@ mod tests {
         let mut ra = FaultRule::status("", 503);
         ra.retry_after_date = true;
         assert!(ra.validate().is_err());
+        for k in [FaultKind::Reset, FaultKind::Truncate, FaultKind::Stall] {
+            assert!(FaultRule::new(k, "/files/")
+                .after_bytes(0)
+                .validate()
+                .is_ok());
+        }
+        for k in [FaultKind::Delay, FaultKind::Status, FaultKind::Garbage] {
+            let r = FaultRule::new(k, "/files/").delay_ms(1).after_bytes(10);
+            assert!(r.validate().is_err(), "{k:?}");
+        }
     }
 
     #[test]

@@ -1,14 +1,157 @@
-//! HTTP helpers: JSON responses, error responses, JSON request bodies with limits.
+//! HTTP helpers: the response body type, JSON responses, error responses, JSON request bodies
+//! with limits.
 
+use crate::conn::{ConnCtl, RawAction, ResponseGuard};
 use crate::error::ApiError;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-/// Response body type.
-pub type Body = Full<Bytes>;
+/// How much of a large body is handed to hyper at a time.
+pub const CHUNK: usize = 64 * 1024;
+
+/// What happens when a response body is cut (fault rule with `after_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutAction {
+    /// Close the connection cleanly (TLS close_notify, then FIN).
+    Close,
+    /// Abort the connection with RST.
+    Reset,
+    /// Send nothing more; close after this long (`None`: hold until the client leaves).
+    Stall(Option<Duration>),
+}
+
+struct Cut {
+    after: u64,
+    action: CutAction,
+    ctl: Arc<ConnCtl>,
+    armed: bool,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// Response body: bytes in memory, handed out in [`CHUNK`]-sized `Bytes` slices (no copy),
+/// optionally cut after N bytes, counting what it hands out, and telling the connection when
+/// the response is done.
+pub struct Body {
+    rest: Bytes,
+    sent: u64,
+    cut: Option<Cut>,
+    counter: Option<Arc<AtomicU64>>,
+    _guard: Option<ResponseGuard>,
+}
+
+impl Body {
+    /// A body of these bytes.
+    pub fn new(bytes: Bytes) -> Self {
+        Body {
+            rest: bytes,
+            sent: 0,
+            cut: None,
+            counter: None,
+            _guard: None,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::new(Bytes::new())
+    }
+
+    /// Stops sending after `after` bytes and then carries out `action` on the connection.
+    /// A body of at most `after` bytes is sent complete.
+    pub fn cut_after(&mut self, after: u64, action: CutAction, ctl: Arc<ConnCtl>) {
+        self.cut = Some(Cut {
+            after,
+            action,
+            ctl,
+            armed: false,
+            stall: None,
+        });
+    }
+
+    /// Adds every byte handed out to `counter`.
+    pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
+        self.counter = Some(counter);
+    }
+
+    /// Keeps `guard` until the body is dropped (hyper drops it once it is written).
+    pub fn track(&mut self, guard: ResponseGuard) {
+        self._guard = Some(guard);
+    }
+}
+
+impl Cut {
+    /// Called once the cut point is reached: arms the connection action; never yields data.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if !self.armed {
+            self.armed = true;
+            match self.action {
+                CutAction::Close => self.ctl.set_after_flush(RawAction::Close),
+                CutAction::Reset => self.ctl.set_after_flush(RawAction::Reset),
+                CutAction::Stall(d) => {
+                    // Without a duration: until the client leaves (hyper then drops the body)
+                    // or the emulator stops; capped at an hour so nothing leaks forever.
+                    let d = d.unwrap_or(Duration::from_secs(3600));
+                    self.stall = Some(Box::pin(tokio::time::sleep(d)));
+                }
+            }
+        }
+        if let Some(s) = &mut self.stall {
+            if s.as_mut().poll(cx).is_ready() {
+                self.stall = None;
+                // hyper flushes after a pending body poll, which carries this out.
+                self.ctl.set_after_flush(RawAction::Close);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let mut n = this.rest.len().min(CHUNK);
+        if let Some(cut) = &mut this.cut {
+            let left = cut.after.saturating_sub(this.sent);
+            if left == 0 {
+                return cut.poll(cx);
+            }
+            n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let data = this.rest.split_to(n);
+        this.sent += n as u64;
+        if let Some(c) = &this.counter {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
 
 /// A JSON response.
 pub fn json(status: u16, v: &Value) -> Response<Body> {
@@ -18,7 +161,7 @@ pub fn json(status: u16, v: &Value) -> Response<Body> {
 
 /// A response with the given content type.
 pub fn raw(status: u16, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Body::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

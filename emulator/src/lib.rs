@@ -5,6 +5,11 @@
 //! serves HTTPS with a throwaway CA and shuts down when dropped), or run the `fleets-emulator`
 //! binary, which prints one JSON ready line. See `emulator/README.md` for the HTTP API.
 //!
+//! Besides the device API it serves files for download tests ([`Emulator::put_file`]), can
+//! take its device port offline and back ([`Emulator::set_offline`]) while an admin-only port
+//! stays up, and can close keep-alive connections the way real servers do
+//! ([`Emulator::set_idle_timeout`], [`Emulator::set_requests_per_connection`]).
+//!
 //! ```no_run
 //! use fleets_emulator::{Emulator, EmulatorOptions};
 //! let emu = Emulator::start(EmulatorOptions::default()).unwrap();
@@ -18,7 +23,9 @@ pub mod admin;
 pub mod conn;
 pub mod error;
 pub mod faults;
+pub mod files;
 pub mod http;
+pub mod port;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -27,6 +34,8 @@ pub mod validate;
 
 pub use error::ApiError;
 pub use faults::{FaultKind, FaultRule};
+pub use files::{FileInfo, FileOptions, FileRequest};
+pub use port::OfflineMode;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,6 +44,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Default API key (HTTP Basic user) of the device API.
 pub const DEFAULT_API_KEY: &str = "ak_emulator_demo";
@@ -87,6 +97,17 @@ pub struct EmulatorOptions {
     pub ca_out: Option<PathBuf>,
     /// Request body limit in bytes; larger bodies get 413. Default 256 KiB.
     pub max_body_bytes: usize,
+    /// Listen address of the admin-only port, which stays up while the device port is offline.
+    /// Default `127.0.0.1:0` (a free port).
+    pub admin_listen: SocketAddr,
+    /// TLS session resumption (TLS 1.3 tickets, TLS 1.2 session ids and tickets). Default true.
+    pub tls_resumption: bool,
+    /// Close a keep-alive connection of the device port after it has been idle this long,
+    /// silently (no `Connection: close` before). Default `None` (only the 30 s head timeout).
+    pub idle_timeout: Option<Duration>,
+    /// Close a device connection after this many responses, without `Connection: close` on the
+    /// last one. Default `None` (unlimited).
+    pub requests_per_connection: Option<u32>,
 }
 
 impl Default for EmulatorOptions {
@@ -100,18 +121,33 @@ impl Default for EmulatorOptions {
             auto_register: false,
             ca_out: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            admin_listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls_resumption: true,
+            idle_timeout: None,
+            requests_per_connection: None,
         }
     }
 }
 
-/// Device-API request counts.
+/// Device-port request and connection counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
-    /// Every request that reached `/api/v1/...`, whatever its outcome.
+    /// Every request that reached `/api/v1/...` or `/files/...`, whatever its outcome.
     pub total: u64,
     /// Counts by `"<METHOD> <path pattern>"`, e.g. `"POST /api/v1/thing-datas/shadow/reported"`,
-    /// `"GET /api/v1/thing-datas/{thingName}/shadow"`; unrouted paths count as `"<METHOD> <unknown>"`.
+    /// `"GET /api/v1/thing-datas/{thingName}/shadow"`, `"GET /files/{name}"`; unrouted paths
+    /// count as `"<METHOD> <unknown>"`.
     pub by_endpoint: BTreeMap<String, u64>,
+    /// TCP connections accepted on the device port (in every mode; the admin port's are not
+    /// counted).
+    pub connections_accepted: u64,
+    /// Full TLS handshakes completed on the device port.
+    pub tls_handshakes_full: u64,
+    /// Resumed TLS handshakes completed on the device port.
+    pub tls_handshakes_resumed: u64,
+    /// The device port's outage mode; `None` while online.
+    pub offline: Option<OfflineMode>,
 }
 
 /// A running emulator. Dropping it stops the server and joins its thread.
@@ -119,6 +155,7 @@ pub struct Emulator {
     app: Arc<server::App>,
     running: server::Running,
     endpoint: String,
+    admin_endpoint: String,
     ca_pem: Option<String>,
     ca_file: Option<PathBuf>,
     temp_dir: Option<PathBuf>,
@@ -160,7 +197,7 @@ impl Emulator {
             TlsMode::PlainHttp => None,
             TlsMode::Files { cert, key } => {
                 let (chain, key) = tls::load_files(cert, key)?;
-                Some(tls::server_config(chain, key)?)
+                Some(tls::server_config(chain, key, opts.tls_resumption)?)
             }
             TlsMode::Generated => {
                 let pki = tls::generate(Some(opts.listen.ip()))?;
@@ -183,18 +220,24 @@ impl Emulator {
                 }
                 ca_pem = Some(pki.ca_pem);
                 ca_file = Some(path);
-                Some(tls::server_config(pki.chain, pki.key)?)
+                Some(tls::server_config(pki.chain, pki.key, opts.tls_resumption)?)
             }
         };
-        let app = Arc::new(server::App::new(
-            state::State::new(opts.auto_register),
-            opts.api_key.clone(),
-            opts.api_secret.clone(),
-            opts.admin_token.clone(),
-            opts.max_body_bytes,
-        ));
+        let app = Arc::new(
+            server::App::new(
+                state::State::new(opts.auto_register),
+                opts.api_key.clone(),
+                opts.api_secret.clone(),
+                opts.admin_token.clone(),
+                opts.max_body_bytes,
+            )
+            .with_keepalive(
+                opts.idle_timeout.filter(|t| !t.is_zero()),
+                opts.requests_per_connection.filter(|n| *n > 0),
+            ),
+        );
         let plain = tls.is_none();
-        let running = match server::spawn(app.clone(), opts.listen, tls) {
+        let running = match server::spawn(app.clone(), opts.listen, opts.admin_listen, tls) {
             Ok(r) => r,
             Err(e) => {
                 if let Some(d) = &temp_dir {
@@ -203,17 +246,26 @@ impl Emulator {
                 return Err(e);
             }
         };
-        let mut shown = running.addr;
-        match shown.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => shown.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            IpAddr::V6(ip) if ip.is_unspecified() => shown.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-            _ => {}
-        }
-        let endpoint = format!("{}://{shown}", if plain { "http" } else { "https" });
+        let url = |mut shown: SocketAddr| {
+            match shown.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => {
+                    shown.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                }
+                IpAddr::V6(ip) if ip.is_unspecified() => {
+                    shown.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST))
+                }
+                _ => {}
+            }
+            format!("{}://{shown}", if plain { "http" } else { "https" })
+        };
+        let endpoint = url(running.addr);
+        let admin_endpoint = url(running.admin_addr);
+        let _ = app.endpoint.set(endpoint.clone());
         Ok(Emulator {
             app,
             running,
             endpoint,
+            admin_endpoint,
             ca_pem,
             ca_file,
             temp_dir,
@@ -225,9 +277,20 @@ impl Emulator {
         &self.endpoint
     }
 
-    /// The bound address.
+    /// The bound address of the device port.
     pub fn local_addr(&self) -> SocketAddr {
         self.running.addr
+    }
+
+    /// Base URL of the admin-only port, e.g. `https://127.0.0.1:41235`; it serves `/admin/v1`
+    /// only and stays up while the device port is offline.
+    pub fn admin_endpoint(&self) -> &str {
+        &self.admin_endpoint
+    }
+
+    /// The bound address of the admin-only port.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.running.admin_addr
     }
 
     /// Device API key.
@@ -264,11 +327,12 @@ impl Emulator {
             None => "null".to_owned(),
         };
         format!(
-            "{{\"event\":\"ready\",\"endpoint\":{},\"ca_file\":{ca},\"api_key\":{},\"api_secret\":{},\"admin_token\":{}}}",
+            "{{\"event\":\"ready\",\"endpoint\":{},\"ca_file\":{ca},\"api_key\":{},\"api_secret\":{},\"admin_token\":{},\"admin_endpoint\":{}}}",
             s(&self.endpoint),
             s(&self.app.api_key),
             s(&self.app.api_secret),
-            s(&self.app.admin_token)
+            s(&self.app.admin_token),
+            s(&self.admin_endpoint)
         )
     }
 
@@ -365,14 +429,118 @@ impl Emulator {
         self.app.state().advance_clock(secs);
     }
 
-    /// Clears all state: things, jobs, commands, faults, stats and the clock offset.
+    /// Clears all state: things, jobs, commands, faults, files, stats and the clock offset;
+    /// also brings the device port back online and restores the keep-alive knobs given at
+    /// start. Panics only if the device port cannot be bound again after `Refuse` (see
+    /// [`Emulator::set_online`]).
     pub fn reset(&self) {
-        self.app.state().reset();
+        if let Err(e) = self.app.reset() {
+            panic!("fleets-emulator: reset could not reopen the device port: {e}");
+        }
     }
 
-    /// Device-API request counts.
+    /// Device-port request counts, connection counts and the outage mode.
     pub fn stats(&self) -> Stats {
-        self.app.state().stats()
+        self.app.stats()
+    }
+
+    // ------------------------------------------------------------------ outages
+
+    /// Takes the device port offline (see [`OfflineMode`]); the admin port stays up. Returns
+    /// once the mode is in effect. State and history are kept. Errors only when the server
+    /// thread does not respond (it stopped), or when leaving `Refuse` for another offline
+    /// mode the port cannot be bound again.
+    pub fn set_offline(&self, mode: OfflineMode) -> io::Result<()> {
+        self.app.port.set_offline(Some(mode))
+    }
+
+    /// Brings the device port back online on the same port; returns once it accepts
+    /// connections. Errors when the port cannot be bound again (another process took it
+    /// while the emulator refused connections).
+    pub fn set_online(&self) -> io::Result<()> {
+        self.app.port.set_offline(None)
+    }
+
+    /// The current outage mode; `None` while online.
+    pub fn offline(&self) -> Option<OfflineMode> {
+        self.app.port.policy().offline
+    }
+
+    // ------------------------------------------------------------------ keep-alive knobs
+
+    /// Sets the idle timeout of device connections (`None` or zero = off); applies to open
+    /// connections too.
+    pub fn set_idle_timeout(&self, timeout: Option<Duration>) {
+        self.app
+            .port
+            .set_idle_timeout(timeout.filter(|t| !t.is_zero()));
+    }
+
+    /// Sets how many responses a device connection serves before the server closes it
+    /// (`None` or 0 = unlimited); applies to open connections too.
+    pub fn set_requests_per_connection(&self, n: Option<u32>) {
+        self.app
+            .port
+            .set_requests_per_connection(n.filter(|n| *n > 0));
+    }
+
+    // ------------------------------------------------------------------ files
+
+    /// Stores (or replaces) a file served at `GET/HEAD /files/{name}` on the device port.
+    /// `name` must match `[A-Za-z0-9._:-]{1,128}` (not `.`/`..`); at most 256 MiB.
+    pub fn put_file(
+        &self,
+        name: &str,
+        data: impl Into<hyper::body::Bytes>,
+        opts: FileOptions,
+    ) -> Result<FileInfo, String> {
+        let data = data.into();
+        validate::check_identifier("name", name).map_err(|e| e.message)?;
+        if data.len() as u64 > files::MAX_FILE_BYTES {
+            return Err(format!(
+                "a file may have at most {} bytes",
+                files::MAX_FILE_BYTES
+            ));
+        }
+        let sha = files::sha256_hex(&data);
+        Ok(self
+            .app
+            .state()
+            .files_mut()
+            .put(name, data, sha, opts, &self.endpoint))
+    }
+
+    /// Stores a file of `size` deterministic bytes made from `seed` (see
+    /// [`files::generate`]).
+    pub fn generate_file(
+        &self,
+        name: &str,
+        size: u64,
+        seed: u64,
+        opts: FileOptions,
+    ) -> Result<FileInfo, String> {
+        if size > files::MAX_FILE_BYTES {
+            return Err(format!(
+                "a file may have at most {} bytes",
+                files::MAX_FILE_BYTES
+            ));
+        }
+        self.put_file(name, files::generate(size as usize, seed), opts)
+    }
+
+    /// A stored file's description; `None` if there is none.
+    pub fn file(&self, name: &str) -> Option<FileInfo> {
+        self.app.state().files().info(name, &self.endpoint)
+    }
+
+    /// Removes a file and its request log; false if there was none.
+    pub fn delete_file(&self, name: &str) -> bool {
+        self.app.state().files_mut().remove(name)
+    }
+
+    /// The requests made for `/files/{name}`, oldest first (the last 1000).
+    pub fn file_requests(&self, name: &str) -> Vec<FileRequest> {
+        self.app.state().files().requests(name)
     }
 }
 
@@ -389,6 +557,7 @@ impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
             .field("endpoint", &self.endpoint)
+            .field("admin_endpoint", &self.admin_endpoint)
             .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }

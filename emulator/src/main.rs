@@ -7,6 +7,7 @@ use fleets_emulator::{Emulator, EmulatorOptions, TlsMode, DEFAULT_CLI_LISTEN};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 const USAGE: &str = "\
 fleets-emulator: a local EMQX Fleets ThingDatas-compatible HTTPS server
@@ -25,16 +26,22 @@ OPTIONS:
   --admin-token TOKEN      Bearer token for /admin/v1 (default emulator-admin-token)
   --auto-register          register unknown things on first use instead of answering 404
   --max-body-bytes N       request body limit, larger bodies get 413 (default 262144)
+  --admin-listen ADDR:PORT admin-only listener that stays up during outages
+                           (default 127.0.0.1:0; see admin_endpoint in the ready line)
+  --no-tls-resumption      every TLS handshake is full (no tickets, no session-id cache)
+  --idle-timeout-ms N      close device connections idle for N ms (default: off)
+  --requests-per-connection N
+                           close a device connection after N responses (default: off)
   -h, --help               print this help
   -V, --version            print the version
 
 When ready it prints exactly one JSON line on stdout:
-  {\"event\":\"ready\",\"endpoint\":...,\"ca_file\":...,\"api_key\":...,\"api_secret\":...,\"admin_token\":...}
+  {\"event\":\"ready\",\"endpoint\":...,\"ca_file\":...,\"api_key\":...,\"api_secret\":...,\"admin_token\":...,\"admin_endpoint\":...}
 ";
 
 #[derive(Debug, PartialEq)]
 enum Cli {
-    Run(EmulatorOptions),
+    Run(Box<EmulatorOptions>),
     Help,
     Version,
 }
@@ -81,6 +88,28 @@ fn parse(args: &[String]) -> Result<Cli, String> {
                         format!("--max-body-bytes: `{v}` is not a positive integer")
                     })?;
             }
+            "--admin-listen" => {
+                let v = value(&mut it)?;
+                opts.admin_listen = v
+                    .parse()
+                    .map_err(|_| format!("--admin-listen: `{v}` is not ADDR:PORT"))?;
+            }
+            "--no-tls-resumption" => opts.tls_resumption = false,
+            "--idle-timeout-ms" => {
+                let v = value(&mut it)?;
+                let ms: u64 =
+                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("--idle-timeout-ms: `{v}` is not a positive integer")
+                    })?;
+                opts.idle_timeout = Some(Duration::from_millis(ms));
+            }
+            "--requests-per-connection" => {
+                let v = value(&mut it)?;
+                opts.requests_per_connection =
+                    Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("--requests-per-connection: `{v}` is not a positive integer")
+                    })?);
+            }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
     }
@@ -102,7 +131,7 @@ fn parse(args: &[String]) -> Result<Cli, String> {
     if opts.ca_out.is_some() && opts.tls != TlsMode::Generated {
         return Err("--ca-out only applies to the generated certificate".into());
     }
-    Ok(Cli::Run(opts))
+    Ok(Cli::Run(Box::new(opts)))
 }
 
 fn wait_for_signal() -> std::io::Result<()> {
@@ -121,7 +150,7 @@ fn wait_for_signal() -> std::io::Result<()> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match parse(&args) {
-        Ok(Cli::Run(o)) => o,
+        Ok(Cli::Run(o)) => *o,
         Ok(Cli::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -172,7 +201,7 @@ mod tests {
 
     fn run(a: &[&str]) -> EmulatorOptions {
         match p(a).unwrap() {
-            Cli::Run(o) => o,
+            Cli::Run(o) => *o,
             other => panic!("{other:?}"),
         }
     }
@@ -183,6 +212,9 @@ mod tests {
         assert_eq!(o.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(o.tls, TlsMode::Generated);
         assert!(!o.auto_register);
+        assert_eq!(o.admin_listen.to_string(), "127.0.0.1:0");
+        assert!(o.tls_resumption);
+        assert_eq!((o.idle_timeout, o.requests_per_connection), (None, None));
     }
 
     #[test]
@@ -200,7 +232,17 @@ mod tests {
             "/tmp/x.pem",
             "--max-body-bytes",
             "10",
+            "--admin-listen",
+            "127.0.0.1:9999",
+            "--no-tls-resumption",
+            "--idle-timeout-ms",
+            "250",
+            "--requests-per-connection=3",
         ]);
+        assert_eq!(o.admin_listen.port(), 9999);
+        assert!(!o.tls_resumption);
+        assert_eq!(o.idle_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(o.requests_per_connection, Some(3));
         assert_eq!(o.listen.port(), 0);
         assert_eq!(
             (
@@ -236,6 +278,11 @@ mod tests {
             &["--max-body-bytes", "0"],
             &["--api-key", "a:b"],
             &["--admin-token", ""],
+            &["--admin-listen", "x"],
+            &["--idle-timeout-ms", "0"],
+            &["--idle-timeout-ms", "-5"],
+            &["--requests-per-connection", "0"],
+            &["--requests-per-connection", "lots"],
             &["--bogus"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");

@@ -3,7 +3,7 @@
 use crate::conn::{ConnCtl, RawAction};
 use crate::error::ApiError;
 use crate::faults::{FaultKind, FaultRule};
-use crate::http::{self, Body};
+use crate::http::{self, Body, CutAction};
 use crate::server::App;
 use crate::validate::echo_token;
 use base64::Engine as _;
@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Prefix of every device endpoint.
@@ -167,6 +168,42 @@ fn reason(status: u16) -> &'static str {
         .unwrap_or("Unknown")
 }
 
+/// The mid-body cut of a rule with `after_bytes`: how many bytes, then what.
+pub fn mid_body_cut(rule: &FaultRule) -> Option<(u64, CutAction)> {
+    let n = rule.after_bytes?;
+    let action = match rule.kind {
+        FaultKind::Reset => CutAction::Reset,
+        FaultKind::Truncate => CutAction::Close,
+        FaultKind::Stall => CutAction::Stall(rule.delay_ms.map(Duration::from_millis)),
+        _ => return None,
+    };
+    Some((n, action))
+}
+
+/// What a matched fault rule does to a request.
+pub enum FaultOutcome {
+    /// Handle the request normally (no rule, or a `delay` that has been waited out).
+    Normal,
+    /// Handle it normally, then cut the response body.
+    Cut(u64, CutAction),
+    /// Send this instead (a `status` answer, or a placeholder for a connection action).
+    Replace(Response<Body>),
+}
+
+/// Applies a fault rule taken for a request: waits, arms a connection action or prepares a cut.
+pub async fn apply(ctl: &ConnCtl, rule: Option<FaultRule>) -> FaultOutcome {
+    let Some(rule) = rule else {
+        return FaultOutcome::Normal;
+    };
+    if let Some((n, a)) = mid_body_cut(&rule) {
+        return FaultOutcome::Cut(n, a);
+    }
+    match apply_fault(ctl, rule).await {
+        Some(r) => FaultOutcome::Replace(r),
+        None => FaultOutcome::Normal,
+    }
+}
+
 /// Applies a fault. Returns the response to send, or `None` to handle the request normally.
 async fn apply_fault(ctl: &ConnCtl, rule: FaultRule) -> Option<Response<Body>> {
     match rule.kind {
@@ -239,7 +276,7 @@ async fn apply_fault(ctl: &ConnCtl, rule: FaultRule) -> Option<Response<Body>> {
 ///
 /// Order: count it, read the body (bounded), apply a fault, check Basic auth (401), route
 /// (404/405), body limit (413), content type (415), JSON (400), then the endpoint itself.
-pub async fn handle(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: &App, ctl: &Arc<ConnCtl>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let m = match_route(&parts.method, path);
@@ -247,11 +284,23 @@ pub async fn handle(app: &App, ctl: &ConnCtl, req: Request<Incoming>) -> Respons
         .state()
         .begin_api_request(&m.key, parts.method.as_str(), path);
     let bytes = http::collect(body, app.max_body).await;
-    if let Some(rule) = fault {
-        if let Some(resp) = apply_fault(ctl, rule).await {
-            return resp;
+    match apply(ctl, fault).await {
+        FaultOutcome::Normal => respond(app, parts, m, bytes),
+        FaultOutcome::Replace(r) => r,
+        FaultOutcome::Cut(n, action) => {
+            let mut r = respond(app, parts, m, bytes);
+            r.body_mut().cut_after(n, action, ctl.clone());
+            r
         }
     }
+}
+
+fn respond(
+    app: &App,
+    parts: hyper::http::request::Parts,
+    m: Matched,
+    bytes: Result<hyper::body::Bytes, ApiError>,
+) -> Response<Body> {
     if let Err(e) = check_basic(&parts.headers, &app.api_key, &app.api_secret) {
         let mut r = http::error(&e, None);
         r.headers_mut().insert(

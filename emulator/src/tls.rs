@@ -85,10 +85,18 @@ pub fn load_files(
     Ok((chain, key))
 }
 
+/// Server-side TLS sessions remembered for TLS 1.2 session-id resumption.
+pub const SESSION_CACHE_SIZE: usize = 1024;
+
 /// A rustls server config (ring provider, TLS 1.2 and 1.3, ALPN http/1.1).
+///
+/// With `resumption`, the server issues stateless tickets (TLS 1.3, and TLS 1.2 to clients
+/// that ask for them; rustls' ring `Ticketer`, keys rotated every 6 hours) and keeps a
+/// session-id cache for TLS 1.2 clients without tickets. Without it, every handshake is full.
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    resumption: bool,
 ) -> io::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
@@ -98,6 +106,13 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(other)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if resumption {
+        cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(other)?;
+        cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    } else {
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
+    }
     Ok(Arc::new(cfg))
 }
 
@@ -110,7 +125,11 @@ mod tests {
         let pki = generate(Some("10.1.2.3".parse().unwrap())).unwrap();
         assert!(pki.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(pki.chain.len(), 2);
-        server_config(pki.chain, pki.key).unwrap();
+        let on = server_config(pki.chain.clone(), pki.key.clone_key(), true).unwrap();
+        assert!(on.ticketer.enabled());
+        let off = server_config(pki.chain, pki.key, false).unwrap();
+        assert!(!off.ticketer.enabled());
+        assert_eq!(off.send_tls13_tickets, 0);
     }
 
     #[test]

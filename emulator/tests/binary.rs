@@ -90,7 +90,7 @@ fn admin_register(agent: &ureq::Agent, ready: &Value, thing: &str) -> u16 {
 fn ready_line_then_sigterm_exits_zero() {
     let mut r = spawn(&["--listen", "127.0.0.1:0"]);
     let keys: Vec<&String> = r.ready.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 6);
+    assert_eq!(keys.len(), 7);
     assert_eq!(r.ready["event"], "ready");
     let endpoint = r.ready["endpoint"].as_str().unwrap();
     assert!(
@@ -103,6 +103,20 @@ fn ready_line_then_sigterm_exits_zero() {
     let ca_file = r.ready["ca_file"].as_str().unwrap().to_owned();
     let pem = std::fs::read(&ca_file).unwrap();
     assert_eq!(admin_register(&agent(Some(&pem)), &r.ready, "t-1"), 200);
+    // the admin-only port: same CA, admin API only
+    let admin = r.ready["admin_endpoint"].as_str().unwrap().to_owned();
+    assert!(
+        admin.starts_with("https://127.0.0.1:") && admin != endpoint,
+        "{admin}"
+    );
+    let mut via_admin = r.ready.clone();
+    via_admin["endpoint"] = Value::from(admin.clone());
+    assert_eq!(admin_register(&agent(Some(&pem)), &via_admin, "t-2"), 200);
+    let device_on_admin_port = agent(Some(&pem))
+        .get(format!("{admin}/api/v1/thing-datas/t-2/shadow"))
+        .call()
+        .unwrap();
+    assert_eq!(device_on_admin_port.status().as_u16(), 404);
     signal(&r.child, "TERM");
     assert_eq!(wait_exit(&mut r).code(), Some(0));
     let mut rest = String::new();

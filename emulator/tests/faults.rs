@@ -264,6 +264,68 @@ fn shutdown_is_fast_with_a_stalled_connection() {
     );
 }
 
+/// Splits a raw response into (head, body, promised Content-Length).
+fn split_response(bytes: &[u8]) -> (String, Vec<u8>, usize) {
+    let i = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8_lossy(&bytes[..i]).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (head, bytes[i + 4..].to_vec(), len)
+}
+
+#[test]
+fn after_bytes_cuts_the_real_response_in_the_middle() {
+    let (emu, c) = setup();
+    // truncate: the real status and headers, 5 body bytes, then a clean close
+    emu.add_fault(FaultRule::new(FaultKind::Truncate, EVENTS).after_bytes(5));
+    let out = raw_exchange(&emu, &event_request(&emu), Duration::from_secs(5));
+    let (head, body, len) = split_response(&out.bytes);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(body.len(), 5);
+    assert!(body.starts_with(b"{\"") && len > 5, "{body:?} of {len}");
+    assert_eq!(out.end, Ok(()));
+    assert_eq!(emu.events(T).len(), 1, "the request was handled");
+    // reset after 0 bytes: the head, then RST
+    emu.add_fault(FaultRule::new(FaultKind::Reset, EVENTS).after_bytes(0));
+    let out = raw_exchange(&emu, &event_request(&emu), Duration::from_secs(5));
+    let (head, body, _) = split_response(&out.bytes);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body.is_empty());
+    assert_eq!(out.end, Err(ErrorKind::ConnectionReset));
+    // stall after 3 bytes: silence
+    emu.add_fault(FaultRule::new(FaultKind::Stall, EVENTS).after_bytes(3));
+    let out = raw_exchange(&emu, &event_request(&emu), Duration::from_millis(500));
+    assert_eq!(split_response(&out.bytes).1.len(), 3);
+    assert!(
+        matches!(out.end, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "{:?}",
+        out.end
+    );
+    // a body shorter than after_bytes is sent complete, and the rule is used up
+    emu.add_fault(FaultRule::new(FaultKind::Truncate, EVENTS).after_bytes(100_000));
+    c.post(EVENTS, &event()).ok();
+    assert_eq!(
+        c.admin("GET", "/admin/v1/faults", None).ok()["faults"],
+        json!([])
+    );
+    assert_eq!(emu.events(T).len(), 4);
+    // after_bytes does not apply to the other kinds
+    c.admin(
+        "POST",
+        "/admin/v1/faults",
+        Some(&json!({"kind": "garbage", "after_bytes": 1})),
+    )
+    .err(400, "InvalidRequest");
+}
+
 #[test]
 fn rules_match_by_prefix_and_method_and_skip_admin() {
     let (emu, c) = setup();

@@ -41,11 +41,19 @@ fuzz_target!(|data: &[u8]| {
         let looked = fleets::json::lookup(d, p);
         assert_eq!(code(&looked), code(&raw));
         if let (Ok(v), Ok(r)) = (&looked, &raw) {
-            // The compact text is valid JSON of the same kind (floats are not compared:
-            // serde_json's default float parsing is not exact round-trip).
-            let again: serde_json::Value =
-                serde_json::from_str(r).expect("get_raw output reparses");
-            assert_eq!(std::mem::discriminant(&again), std::mem::discriminant(v));
+            // The text is a slice of the document itself, one JSON value without the
+            // whitespace around it.
+            assert_eq!(v, r);
+            let start = (v.as_ptr() as usize)
+                .checked_sub(d.as_ptr() as usize)
+                .expect("a slice of the document");
+            assert!(start + v.len() <= d.len(), "a slice of the document");
+            let again: &serde_json::value::RawValue =
+                serde_json::from_str(v).expect("get_raw output reparses");
+            assert_eq!(again.get(), *v, "whitespace around the value");
+            if p.is_empty() {
+                assert_eq!(*v, d.trim_matches([' ', '\t', '\n', '\r']));
+            }
         }
         for e in [&raw.as_ref().err(), &string.as_ref().err()]
             .into_iter()

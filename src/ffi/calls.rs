@@ -29,8 +29,9 @@ pub(crate) fn status(raw: fleets_execution_status) -> Result<ExecutionStatus> {
 /// Reports the device's state: `POST /api/v1/thing-datas/shadow/reported`.
 ///
 /// - `client`, `thing_name` and `reported_json` are required; `thing_name` matches
-///   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object (deep-merged by the server;
-///   a `null` member deletes that key).
+///   `[A-Za-z0-9._:-]{1,128}`; `reported_json` is a JSON object nested at most 100 levels
+///   deep (see `FLEETS_ERR_INVALID_JSON`), deep-merged by the server; a `null` member deletes
+///   that key.
 /// - `client_token` (NULL = omitted): at most 64 printable ASCII bytes, echoed back.
 /// - `version`: expected current shadow version (optimistic locking); 0 auto-increments.
 ///   A stale version is `FLEETS_ERR_CONFLICT`.

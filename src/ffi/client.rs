@@ -19,8 +19,12 @@ use crate::Client;
 /// All three strings are required (NULL: `FLEETS_ERR_NULL_ARGUMENT`), copied, and may be
 /// freed after the call; the copy of the secret is zeroed when the configuration is freed.
 /// On success `*out` receives a new handle that the caller frees with `fleets_config_free`;
-/// on failure `*out` is not written. Errors: `FLEETS_ERR_INVALID_CONFIG` for a bad URL or
-/// credentials. Thread-safe (creates a new object).
+/// on failure `*out` is not written. Errors: `FLEETS_ERR_INVALID_CONFIG` for bad credentials
+/// or a bad URL: credentials in it (`user:pw@`, refused wherever an `@` appears), a query or
+/// fragment, a host that is not a DNS name, IPv4 address or `[IPv6 address]` (no zone id),
+/// a port that is not a decimal number from 1 to 65535 (`:0x50`, `:99999` and `:-1` are
+/// refused, never read as the default port). Error messages show the URL with everything
+/// before its last `@` replaced by `***`. Thread-safe (creates a new object).
 ///
 /// # Safety
 /// Non-NULL strings must be NUL-terminated; `out` must be valid for one pointer write.
@@ -49,9 +53,10 @@ pub unsafe extern "C" fn fleets_config_new(
 
 /// Creates a configuration from the environment: `FLEETS_ENDPOINT`, `FLEETS_API_KEY`,
 /// `FLEETS_API_SECRET` and, when set and non-empty, `FLEETS_CA_FILE` (as for
-/// `fleets_config_set_ca_file`). A proxy comes from `HTTPS_PROXY` (lower-case name accepted)
-/// unless `NO_PROXY` names the endpoint's host; a loopback endpoint never uses a proxy (see
-/// `fleets_config_set_proxy`).
+/// `fleets_config_set_ca_file`: a regular file of at most 1 MiB). A proxy comes from
+/// `HTTPS_PROXY` (lower-case name accepted; `http://` assumed when the value has no scheme)
+/// unless `NO_PROXY` names the endpoint's host; it is checked as for
+/// `fleets_config_set_proxy`. A loopback endpoint never uses a proxy.
 ///
 /// On success `*out` receives a new handle freed with `fleets_config_free`. A missing
 /// variable is `FLEETS_ERR_INVALID_CONFIG` (the message names it). Reads the process
@@ -73,10 +78,12 @@ pub unsafe extern "C" fn fleets_config_from_env(out: *mut *mut fleets_config_t) 
 /// Trusts only the certificates of the PEM bundle at `pem_path` (instead of the bundled
 /// Mozilla roots) to identify the server.
 ///
-/// Both arguments are required. The file is read during the call. A file that cannot be read
-/// or holds no usable certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration
-/// unchanged: the library never silently trusts nothing or everything. Not thread-safe for the
-/// same `cfg`.
+/// Both arguments are required. The file is read during the call, and only if it is a
+/// regular file of at most 1 MiB (1048576 bytes): a FIFO, device or directory is refused
+/// without blocking, a larger file without being read. A file that cannot be read, is not a
+/// regular file, is over the cap or holds no usable certificate is
+/// `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged: the library never
+/// silently trusts nothing or everything. Not thread-safe for the same `cfg`.
 ///
 /// # Safety
 /// `cfg` is NULL or a live configuration not used by another thread during the call;
@@ -120,9 +127,9 @@ pub unsafe extern "C" fn fleets_config_set_timeouts(
 /// Trusts only the certificates of an in-memory PEM bundle (NUL-terminated text), instead of
 /// the bundled Mozilla roots. The text is copied during the call.
 ///
-/// Both arguments are required. A bundle without a usable certificate is
-/// `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged. Not thread-safe for the
-/// same `cfg`.
+/// Both arguments are required. The text has no size cap (it is the caller's memory). A
+/// bundle without a usable certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the
+/// configuration unchanged. Not thread-safe for the same `cfg`.
 ///
 /// # Safety
 /// `cfg` is NULL or a live configuration not used by another thread during the call; `pem`
@@ -159,12 +166,14 @@ pub unsafe extern "C" fn fleets_config_use_system_roots(
 
 /// Presents a client certificate for mutual TLS: `cert_pem_path` holds the PEM certificate
 /// chain (leaf first), `key_pem_path` its PEM private key (PKCS#8, PKCS#1 or SEC1). Both
-/// files are read during the call; the key copy is zeroed when the configuration and client
-/// are freed.
+/// files are read during the call, each only if it is a regular file of at most 1 MiB
+/// (1048576 bytes), as for `fleets_config_set_ca_file`; the key copy is zeroed when the
+/// configuration and client are freed.
 ///
-/// All arguments are required. An unreadable file, a file without a certificate or key, or a
-/// key that does not belong to the certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the
-/// configuration unchanged. Not thread-safe for the same `cfg`.
+/// All arguments are required. An unreadable file, one that is not a regular file or is over
+/// the cap, a file without a certificate or key, or a key that does not belong to the
+/// certificate is `FLEETS_ERR_INVALID_CONFIG` and leaves the configuration unchanged. Not
+/// thread-safe for the same `cfg`.
 ///
 /// # Safety
 /// `cfg` is NULL or a live configuration not used by another thread during the call; the
@@ -189,16 +198,19 @@ pub unsafe extern "C" fn fleets_config_set_client_cert(
 }
 
 /// Sends every request through an HTTP CONNECT proxy: `url` is
-/// `http://[user:password@]host:port`. TLS still runs end to end with the server, so the
-/// proxy sees neither the requests nor the credentials. The proxy password is never put in an
-/// error message.
+/// `http://[user:password@]host[:port][/]`, the host a DNS name, IPv4 address or
+/// `[IPv6 address]`, the port a decimal number from 1 to 65535 (80 when omitted), user and
+/// password percent-encoded (`%40` for `@`). TLS still runs end to end with the server, so
+/// the proxy sees neither the requests nor the credentials. Error messages show the URL with
+/// everything before its last `@` replaced by `***`: the proxy user and password never appear.
 ///
 /// A loopback endpoint (`localhost`, `127.0.0.0/8`, `::1`) never goes through the proxy, as
 /// with curl's default `NO_PROXY`: the proxy would resolve the name on its own host and, for
 /// an `http://` endpoint, see the request and its credentials in clear text.
 ///
-/// Both arguments are required; a malformed URL or another scheme is
-/// `FLEETS_ERR_INVALID_CONFIG`. `fleets_config_from_env` already honours `HTTPS_PROXY` and
+/// Both arguments are required; another scheme, a path, query or fragment, a bad host or port
+/// (`:0x50`, `:99999`, `:-1`) or bad percent-encoding is `FLEETS_ERR_INVALID_CONFIG` and leaves
+/// the configuration unchanged. `fleets_config_from_env` already honours `HTTPS_PROXY` and
 /// `NO_PROXY`; this call overrides that. Not thread-safe for the same `cfg`.
 ///
 /// # Safety

@@ -26,7 +26,7 @@ pub extern "C" fn fleets_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn fleets_result_request_sent(result: fleets_result) -> bool {
     guard_value(true, || match ErrorCode::from_raw(result) {
-        Some(code) => code.request_may_have_been_sent(),
+        Some(code) => code.request_sent(),
         None => true,
     })
 }

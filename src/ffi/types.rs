@@ -26,7 +26,9 @@ pub const FLEETS_OK: fleets_result = 0;
 pub const FLEETS_ERR_NULL_ARGUMENT: fleets_result = 100;
 /// Bad UTF-8, bad identifier, unknown enum value or bad length. Nothing was sent.
 pub const FLEETS_ERR_INVALID_ARGUMENT: fleets_result = 101;
-/// A `*_json` argument is not JSON of the documented type. Nothing was sent.
+/// A `*_json` argument is not JSON of the documented type: every one must be a single JSON
+/// object, without lone surrogate escapes (`\ud800`), nested at most 100 levels deep (the
+/// object itself is level 1; `{"a":[1]}` is 2). Nothing was sent.
 pub const FLEETS_ERR_INVALID_JSON: fleets_result = 102;
 /// The output did not fit the caller's buffer; `*out_len` holds the size needed (without
 /// the NUL). For API calls the request WAS performed: `fleets_last_response()` returns it.
@@ -84,7 +86,7 @@ pub const FLEETS_ERR_PANIC: fleets_result = 900;
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
 
 /// The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
-pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = crate::MAX_RESPONSE_BYTES_LIMIT;
+pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = 16777216;
 
 /// Severity of an event (`fleets_event_publish`).
 pub type fleets_severity = u32;
@@ -166,6 +168,10 @@ mod tests {
             (FLEETS_ERR_INTERNAL, ErrorCode::Internal),
         ];
         assert_eq!(table.len(), ErrorCode::ALL.len());
+        assert_eq!(
+            FLEETS_MAX_RESPONSE_BYTES_LIMIT,
+            crate::MAX_RESPONSE_BYTES_LIMIT
+        );
         for (constant, code) in table {
             assert_eq!(constant, code as u32, "{code}");
         }

@@ -443,7 +443,7 @@ impl Outbox {
             let outcome = client.send_stored(batch.target(), &batch.body, deadline);
             let may_have_arrived = match &outcome {
                 Ok(_) => true,
-                Err(e) => e.http_status() != 0 || e.code().request_may_have_been_sent(),
+                Err(e) => e.http_status() != 0 || e.code().request_sent(),
             };
             let mut guard = self.lock()?;
             let st = &mut *guard;

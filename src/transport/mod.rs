@@ -20,16 +20,20 @@ mod coalesce;
 mod stale;
 mod tcp;
 
+use std::sync::Arc;
+
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
+
+use crate::stats::Counters;
 
 pub(crate) use stale::StaleConnection;
 
 /// The connector chain: CONNECT proxy (when configured), TCP, TLS, request coalescing, and
 /// the stale-connection guard. `plain_endpoint`: the endpoint is `http://` (loopback, never
 /// proxied), so plain connections are the endpoint's own, not a proxy's.
-pub(crate) fn connector(plain_endpoint: bool) -> impl Connector {
+pub(crate) fn connector(plain_endpoint: bool, counters: Arc<Counters>) -> impl Connector {
     ().chain(ConnectProxyConnector::default())
-        .chain(tcp::TcpConnector)
+        .chain(tcp::TcpConnector { counters })
         .chain(RustlsConnector::default())
         .chain(coalesce::Coalescing)
         .chain(stale::StaleGuard { plain_endpoint })

@@ -13,6 +13,9 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Error, Timeout};
 
+use crate::logging::{self, LogLevel};
+use crate::stats::Counters;
+
 /// A socket timeout may fire at most this much before the deadline (see [`slack`]).
 const MAX_EARLY: Duration = Duration::from_millis(100);
 /// Smallest connect budget per address when a host has several (as in ureq).
@@ -20,7 +23,9 @@ const MIN_PER_ADDRESS_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Opens TCP connections (unless an earlier connector, the CONNECT proxy, already did).
 #[derive(Debug)]
-pub(crate) struct TcpConnector;
+pub(crate) struct TcpConnector {
+    pub(crate) counters: Arc<Counters>,
+}
 
 impl<In: Transport> Connector<In> for TcpConnector {
     type Out = Either<In, TcpTransport>;
@@ -34,7 +39,20 @@ impl<In: Transport> Connector<In> for TcpConnector {
             return Ok(Some(Either::A(transport)));
         }
         let config = details.config;
+        let started = Instant::now();
         let stream = connect_any(&details.addrs, details.timeout)?;
+        Counters::add(&self.counters.connections, 1);
+        if logging::enabled(LogLevel::Info) {
+            let peer = stream.peer_addr().ok();
+            logging::log(
+                LogLevel::Info,
+                format_args!(
+                    "connected to {} in {:.1} ms",
+                    peer.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                    started.elapsed().as_secs_f64() * 1000.0
+                ),
+            );
+        }
         if config.no_delay() {
             stream.set_nodelay(true)?;
         }
@@ -43,6 +61,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
             read_timeout: None,
             write_timeout: None,
+            counters: self.counters.clone(),
         };
         // ureq implements `ShutdownHandle` for `TcpStream`: `Agent::shutdown` interrupts I/O.
         let handle: Weak<dyn ShutdownHandle> =
@@ -125,6 +144,7 @@ pub(crate) struct TcpTransport {
     /// What `SO_RCVTIMEO` / `SO_SNDTIMEO` are set to now (`None`: no timeout).
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for TcpTransport {
@@ -206,7 +226,9 @@ impl Transport for TcpTransport {
         let output = &self.buffers.output()[..amount];
         (&*self.stream)
             .write_all(output)
-            .map_err(|e| io_failure(e, timeout.reason))
+            .map_err(|e| io_failure(e, timeout.reason))?;
+        Counters::add(&self.counters.bytes_sent, amount as u64);
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
@@ -240,6 +262,7 @@ impl Transport for TcpTransport {
             }
         };
         self.buffers.input_appended(amount);
+        Counters::add(&self.counters.bytes_received, amount as u64);
         Ok(amount > 0)
     }
 

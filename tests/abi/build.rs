@@ -4,27 +4,79 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-fn main() {
-    let header = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../include/fleets.h");
-    println!("cargo:rerun-if-changed={}", header.display());
-    let bindings = bindgen::Builder::default()
+fn builder(header: &std::path::Path) -> bindgen::Builder {
+    bindgen::Builder::default()
         .header(header.to_str().expect("UTF-8 path"))
         .allowlist_function("fleets_.*")
         .allowlist_var("FLEETS_.*")
         .allowlist_type("fleets_.*")
-        // The opaque handles are the Rust types themselves, so pointer types must match.
+        .layout_tests(false)
+}
+
+/// The `#[repr(C)]` structs of the header with their field names, from bindgen's output.
+fn structs(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("pub struct ")
+            .and_then(|rest| rest.strip_suffix(" {"))
+        else {
+            continue;
+        };
+        let mut fields = Vec::new();
+        for field in lines.by_ref() {
+            let field = field.trim();
+            if field == "}" {
+                break;
+            }
+            if let Some((name, _)) = field.strip_prefix("pub ").and_then(|f| f.split_once(':')) {
+                fields.push(name.trim().to_owned());
+            }
+        }
+        found.push((name.to_owned(), fields));
+    }
+    found
+}
+
+fn main() {
+    let header = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../include/fleets.h");
+    println!("cargo:rerun-if-changed={}", header.display());
+    // First the header's own view of every struct, for the layout checks.
+    let layout_view = bindgen::Builder::default()
+        .header(header.to_str().expect("UTF-8 path"))
+        .allowlist_type("fleets_.*_t")
+        .blocklist_type("fleets_(client|config|outbox)(_t)?")
+        .layout_tests(false)
+        .generate()
+        .expect("bindgen parses include/fleets.h")
+        .to_string();
+    let shared_structs: Vec<(String, Vec<String>)> = structs(&layout_view)
+        .into_iter()
+        .filter(|(name, fields)| {
+            !fields.is_empty()
+                && name != "fleets_client"
+                && name != "fleets_config"
+                && name != "fleets_outbox"
+        })
+        .collect();
+    // Then the view the signatures are checked with: the opaque handles and the shared
+    // structs are the Rust types themselves, so pointer types must match exactly.
+    let mut signatures = builder(&header)
         .blocklist_type("fleets_client")
         .blocklist_type("fleets_config")
         .blocklist_type("fleets_outbox")
-        // The outbox's structs too: cbindgen writes them from the #[repr(C)] Rust structs.
-        .blocklist_type("fleets_outbox_options")
-        .blocklist_type("fleets_outbox_statistics")
-        .raw_line("use fleets::ffi::{fleets_client, fleets_config, fleets_outbox};")
-        .raw_line("use fleets::ffi::{fleets_outbox_options, fleets_outbox_statistics};")
-        .layout_tests(false)
+        .raw_line("use fleets::ffi::{fleets_client, fleets_config, fleets_outbox};");
+    for (name, _) in &shared_structs {
+        signatures = signatures
+            .blocklist_type(name)
+            .raw_line(format!("use fleets::ffi::{name};"));
+    }
+    let text = signatures
         .generate()
-        .expect("bindgen parses include/fleets.h");
-    let text = bindings.to_string();
+        .expect("bindgen parses include/fleets.h")
+        .to_string();
 
     let names = |prefix: &str| -> Vec<String> {
         text.lines()
@@ -69,7 +121,25 @@ fn main() {
         "}\n",
     ));
 
+    checks.push_str("\n#[test]\nfn every_header_struct_has_the_rust_layout() {\n");
+    for (name, fields) in &shared_structs {
+        writeln!(
+            checks,
+            "    assert_eq!(std::mem::size_of::<crate::layout::{name}>(), std::mem::size_of::<fleets::ffi::{name}>(), \"{name} size\");\n    assert_eq!(std::mem::align_of::<crate::layout::{name}>(), std::mem::align_of::<fleets::ffi::{name}>(), \"{name} align\");"
+        )
+        .unwrap();
+        for field in fields {
+            writeln!(
+                checks,
+                "    assert_eq!(std::mem::offset_of!(crate::layout::{name}, {field}), std::mem::offset_of!(fleets::ffi::{name}, {field}), \"{name}.{field}\");"
+            )
+            .unwrap();
+        }
+    }
+    checks.push_str("}\n");
+
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("header.rs"), text).unwrap();
+    std::fs::write(out.join("layout.rs"), layout_view).unwrap();
     std::fs::write(out.join("checks.rs"), checks).unwrap();
 }

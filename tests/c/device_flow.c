@@ -11,6 +11,13 @@
 
 #include "check.h"
 
+/* Counts debug lines from the log callback; `user` points at the counter. */
+static void count_requests(fleets_log_level level, const char *message, void *user) {
+    if (level == FLEETS_LOG_DEBUG && strstr(message, " -> 200 in ") != NULL) {
+        ++*(int *)user;
+    }
+}
+
 int main(void) {
     const char *thing = getenv("FLEETS_TEST_THING");
     const char *execution_id = getenv("FLEETS_TEST_EXECUTION_ID");
@@ -22,6 +29,8 @@ int main(void) {
     int64_t target = 0;
     int64_t version = 0;
     char reported[128];
+    int logged_requests = 0;
+    fleets_client_stats_t stats;
 
     if (thing == NULL || execution_id == NULL) {
         fprintf(stderr, "FLEETS_TEST_THING and FLEETS_TEST_EXECUTION_ID must be set\n");
@@ -34,6 +43,8 @@ int main(void) {
     if (client == NULL) {
         return 1;
     }
+    EXPECT_CODE(fleets_set_log_callback(FLEETS_LOG_DEBUG, count_requests, &logged_requests),
+                FLEETS_OK, "log callback");
 
     EXPECT_CODE(fleets_shadow_report(client, thing, "{\"temperature\":21.5,\"targetTemperature\":20}",
                                      "tok-001", 0, body, sizeof body, &len),
@@ -84,6 +95,13 @@ int main(void) {
                                    "{\"installedVersion\":\"2.0.0\"}", (uint64_t)version, "req-3",
                                    body, sizeof body, &len),
                 FLEETS_OK, "job succeeded");
+
+    EXPECT_CODE(fleets_set_log_callback(FLEETS_LOG_OFF, NULL, NULL), FLEETS_OK, "log off");
+    EXPECT_TRUE(logged_requests == 11, "one debug line per request");
+    EXPECT_CODE(fleets_client_stats(client, &stats), FLEETS_OK, "stats");
+    EXPECT_TRUE(stats.calls == 11 && stats.requests == 11 && stats.failures == 0, "stats counts");
+    EXPECT_TRUE(stats.connections >= 1 && stats.bytes_sent > 0 && stats.bytes_received > 0,
+                "stats bytes");
 
     fleets_client_free(client);
     if (check_failures == 0) {

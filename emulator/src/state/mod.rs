@@ -10,6 +10,7 @@ pub mod shadow;
 
 use crate::error::ApiError;
 use crate::faults::{FaultRule, Faults};
+use crate::files::Files;
 use crate::validate::{self as v, Obj};
 use crate::Stats;
 use commands::{CmdStatus, Command};
@@ -70,6 +71,7 @@ pub struct State {
     things: BTreeMap<String, Thing>,
     jobs: BTreeMap<String, Job>,
     faults: Faults,
+    files: Files,
     stats: Stats,
     admin_requests: u64,
     clock_offset: u64,
@@ -143,6 +145,7 @@ impl State {
             things: BTreeMap::new(),
             jobs: BTreeMap::new(),
             faults: Faults::default(),
+            files: Files::default(),
             stats: Stats::default(),
             admin_requests: 0,
             clock_offset: 0,
@@ -180,7 +183,8 @@ impl State {
         self.expire_all();
     }
 
-    /// Clears everything (things, jobs, faults, stats, clock offset); keeps `auto_register`.
+    /// Clears everything (things, jobs, faults, files, stats, clock offset); keeps
+    /// `auto_register`.
     pub fn reset(&mut self) {
         *self = State {
             fixed_now: self.fixed_now,
@@ -195,7 +199,8 @@ impl State {
 
     // ---------------------------------------------------------------- stats and faults
 
-    /// Counts a device-API request and returns the fault to apply to it, if any.
+    /// Counts a device-port request (`/api/v1/...` or `/files/...`) and returns the fault to
+    /// apply to it, if any.
     pub fn begin_api_request(
         &mut self,
         endpoint_key: &str,
@@ -239,6 +244,16 @@ impl State {
     /// Active fault rules.
     pub fn faults(&self) -> Vec<FaultRule> {
         self.faults.list()
+    }
+
+    /// The files served under `/files/`.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The files served under `/files/`, for changes.
+    pub fn files_mut(&mut self) -> &mut Files {
+        &mut self.files
     }
 
     // ---------------------------------------------------------------- things

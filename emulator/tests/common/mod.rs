@@ -213,7 +213,7 @@ pub struct RawOutcome {
 }
 
 /// Sends one raw HTTP/1.1 request over TLS (or plain TCP when the emulator has no CA) and reads
-/// until EOF, error or `read_timeout`.
+/// until EOF, error or `read_timeout`. A failed write (or handshake) ends it with that error.
 pub fn raw_exchange(emu: &Emulator, request: &[u8], read_timeout: Duration) -> RawOutcome {
     let tcp = TcpStream::connect(emu.local_addr()).unwrap();
     tcp.set_read_timeout(Some(read_timeout)).unwrap();
@@ -222,13 +222,16 @@ pub fn raw_exchange(emu: &Emulator, request: &[u8], read_timeout: Duration) -> R
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let conn = rustls::ClientConnection::new(tls_config(emu), name).unwrap();
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        s.write_all(request).unwrap();
-        s.flush().unwrap();
-        read_all(&mut s, &mut bytes)
+        match s.write_all(request).and_then(|_| s.flush()) {
+            Ok(()) => read_all(&mut s, &mut bytes),
+            Err(e) => Err(e.kind()),
+        }
     } else {
         let mut s = tcp;
-        s.write_all(request).unwrap();
-        read_all(&mut s, &mut bytes)
+        match s.write_all(request) {
+            Ok(()) => read_all(&mut s, &mut bytes),
+            Err(e) => Err(e.kind()),
+        }
     };
     RawOutcome { bytes, end }
 }
@@ -253,4 +256,161 @@ pub fn raw_post(emu: &Emulator, path: &str, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+// ------------------------------------------------------------------ persistent raw connection
+
+/// A client for the admin-only port.
+pub fn admin_port_client(emu: &Emulator) -> Client {
+    Client {
+        base: emu.admin_endpoint().to_owned(),
+        ..Client::new(emu)
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// One keep-alive connection to the device port (TLS when the emulator has a CA), speaking
+/// raw HTTP/1.1 so that tests see exactly what the server does to the connection.
+pub struct Conn {
+    s: Box<dyn Stream>,
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(emu: &Emulator) -> Conn {
+        Self::open_with(emu, emu.ca_pem().map(|_| tls_config(emu)))
+    }
+
+    /// With a given client config (to share a TLS session cache), or plain TCP for `None`.
+    pub fn open_with(emu: &Emulator, cfg: Option<Arc<rustls::ClientConfig>>) -> Conn {
+        let tcp = TcpStream::connect(emu.local_addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let s: Box<dyn Stream> = match cfg {
+            Some(cfg) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+                Box::new(rustls::StreamOwned::new(conn, tcp.try_clone().unwrap()))
+            }
+            None => Box::new(tcp.try_clone().unwrap()),
+        };
+        Conn {
+            s,
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.tcp.set_read_timeout(Some(t)).unwrap();
+    }
+
+    pub fn send(&mut self, req: &[u8]) -> std::io::Result<()> {
+        self.s.write_all(req)?;
+        self.s.flush()
+    }
+
+    fn fill(&mut self) -> std::io::Result<()> {
+        let mut b = [0u8; 16384];
+        let n = self.s.read(&mut b)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&b[..n]);
+        Ok(())
+    }
+
+    /// Reads one response (`head_only` for HEAD requests). A connection closed before any
+    /// byte of it gives `UnexpectedEof`.
+    pub fn read_response(&mut self, head_only: bool) -> std::io::Result<RawResponse> {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            self.fill()?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let len = if head_only { 0 } else { len };
+        while self.buf.len() < len {
+            self.fill()?;
+        }
+        let body = self.buf.drain(..len).collect();
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends a request and reads its response.
+    pub fn exchange(&mut self, req: &[u8]) -> std::io::Result<RawResponse> {
+        self.send(req)?;
+        self.read_response(req.starts_with(b"HEAD "))
+    }
+
+    /// Reads everything until the connection ends (bytes already buffered included): Ok on a
+    /// clean EOF, else the error kind (a reset, a timeout, an EOF without TLS close_notify).
+    pub fn read_to_end(&mut self) -> (Vec<u8>, Result<(), std::io::ErrorKind>) {
+        let mut out = std::mem::take(&mut self.buf);
+        let end = read_all(&mut self.s, &mut out);
+        (out, end)
+    }
+
+    /// Waits for the server to close: Ok(()) on a clean EOF (FIN, or TLS close_notify),
+    /// Err(kind) otherwise (reset, timeout, or unexpected bytes as InvalidData).
+    pub fn wait_closed(&mut self, timeout: Duration) -> Result<(), std::io::ErrorKind> {
+        self.set_read_timeout(timeout);
+        let mut b = [0u8; 1024];
+        match self.s.read(&mut b) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(std::io::ErrorKind::InvalidData),
+            Err(e) => Err(e.kind()),
+        }
+    }
+}
+
+/// A keep-alive GET request with the default credentials.
+pub fn raw_get(emu: &Emulator, path: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\n{extra_headers}\r\n",
+        basic(emu.api_key(), emu.api_secret())
+    )
+    .into_bytes()
+}
+
+/// A keep-alive request without credentials: `METHOD path` plus extra header lines
+/// (each ending in `\r\n`).
+pub fn raw_request(method: &str, path: &str, extra_headers: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}\r\n").into_bytes()
 }

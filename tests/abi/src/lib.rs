@@ -14,6 +14,18 @@ pub mod header {
     include!(concat!(env!("OUT_DIR"), "/header.rs"));
 }
 
+/// The header's own definitions of the structs shared with C, for layout checks.
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    improper_ctypes
+)]
+pub mod layout {
+    include!(concat!(env!("OUT_DIR"), "/layout.rs"));
+}
+
 #[cfg(test)]
 // Every constant is compared as u64, some already are.
 #[allow(clippy::unnecessary_cast)]

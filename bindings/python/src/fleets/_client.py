@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -11,6 +12,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 from . import _ffi
 from ._enums import ExecutionStatus, ResultCode, Severity
 from ._errors import ClientClosedError, ConfigError, FleetsError, InvalidArgument, error_class
+from ._redact import Credentials, printable, redact_url
+from ._stats import ClientStats
 
 _lib, LIBRARY_PATH = _ffi.load()
 
@@ -71,21 +74,30 @@ def _last_exchange() -> Tuple[Optional[int], Optional[float]]:
 
 def _raise_for(
     code: int,
+    credentials: Credentials,
     body: Optional[bytes] = None,
     exchange: Tuple[Optional[int], Optional[float]] = (None, None),
 ) -> None:
     """Raises the exception for a failed call. ``exchange`` is the ``_last_exchange()`` of a
-    call that sent a request (the default, nothing, for calls rejected before sending)."""
-    message = _last_error_message() or _lib.fleets_result_name(code).decode()
+    call that sent a request (the default, nothing, for calls rejected before sending). The
+    message may quote the server or a configuration value: it is scrubbed of the client's
+    credentials and of control characters. The body is kept as received."""
+    message = credentials.scrub(_last_error_message() or _lib.fleets_result_name(code).decode())
     status, retry_after = exchange
     text = body.decode("utf-8", "replace") if body else None
     raise error_class(code)(message, code=code, http_status=status, body=text, retry_after=retry_after)
 
 
-def _check(code: int) -> None:
+def _check(code: int, credentials: Credentials) -> None:
     """Raises for a failed configuration call (nothing was sent)."""
     if code != ResultCode.OK:
-        _raise_for(code)
+        _raise_for(code, credentials)
+
+
+def _check_global(code: int) -> None:
+    """Raises for a failed library-level call (no client, so no credentials to scrub)."""
+    if code != ResultCode.OK:
+        _raise_for(code, Credentials(None, None, ()))
 
 
 def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
@@ -112,11 +124,11 @@ def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = Fals
         raise TypeError(f"{name} must be a dict (a JSON object), not {type(value).__name__}")
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        return _text(text, name)
+    except RecursionError:
+        raise InvalidArgument(f"{name} is nested too deeply to encode as JSON", code=ResultCode.ERR_INVALID_JSON) from None
     except (TypeError, ValueError) as e:
-        if isinstance(e, InvalidArgument):
-            raise
         raise InvalidArgument(f"{name} is not JSON-serializable: {e}", code=ResultCode.ERR_INVALID_JSON) from e
+    return _text(text, name)
 
 
 def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) -> int:
@@ -152,6 +164,30 @@ def _count(value: Optional[int], name: str, hi: int) -> int:
     return value
 
 
+def _response_limit(value: int) -> int:
+    """``max_response_bytes``: a positive int, at most :data:`MAX_RESPONSE_BYTES_LIMIT`
+    (over it: :class:`ConfigError`, as ``fleets_config_set_max_response_bytes`` answers)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_response_bytes must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise InvalidArgument(f"max_response_bytes must be a positive int, got {value}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    if value > MAX_RESPONSE_BYTES_LIMIT:
+        raise ConfigError(
+            f"max_response_bytes must be at most {MAX_RESPONSE_BYTES_LIMIT} (16 MiB), got {value}",
+            code=ResultCode.ERR_INVALID_CONFIG,
+        )
+    return value
+
+
+def _minutes(value: float, name: str) -> int:
+    """Positive seconds (int or float) as whole minutes, rounded up (the wire's unit)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 < value <= _U32 * 60:  # also rejects NaN; the C API takes u32 minutes
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    return math.ceil(value / 60)
+
+
 def _path(value: Any, name: str) -> bytes:
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike path, not {type(value).__name__}")
@@ -161,23 +197,29 @@ def _path(value: Any, name: str) -> bytes:
     return _text(path, name)  # type: ignore[return-value]
 
 
-def _redacted_proxy(url: str) -> str:
-    """The proxy URL with its password (if any) replaced by ``***``, for display."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "***"
-    netloc = rest.split("/", 1)[0]
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at:
-        return f"{scheme}://{hostport}"
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}"
+class _UndecodableBody(Exception):
+    """A 2xx body that libfleets accepted as JSON but Python's json module cannot decode."""
+
+
+def _decode_body(body: bytes) -> JSON:
+    """The 2xx body as Python data. libfleets has checked that it is UTF-8 JSON, without a
+    depth limit; Python's decoder has one (the recursion limit) and refuses integers of more
+    than ``sys.get_int_max_str_digits()`` digits."""
+    try:
+        return json.loads(body)  # type: ignore[no-any-return]
+    except RecursionError:
+        raise _UndecodableBody("JSON nested too deeply") from None
+    except ValueError as e:  # also UnicodeDecodeError, though libfleets refuses non-UTF-8
+        raise _UndecodableBody(printable(str(e))[:200]) from None
 
 
 _U64 = (1 << 64) - 1
 _I64 = (1 << 63) - 1
 _U32 = (1 << 32) - 1
-_SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+
+#: The largest ``max_response_bytes`` the library accepts (``FLEETS_MAX_RESPONSE_BYTES_LIMIT``):
+#: a response is held in memory whole.
+MAX_RESPONSE_BYTES_LIMIT = 16 * 1024 * 1024
 
 
 class Client:
@@ -190,7 +232,8 @@ class Client:
     Args:
         endpoint: ``https://host[:port][/base]`` (``http://`` only for loopback hosts).
         api_key: the Deployment API key.
-        api_secret: its secret (kept only inside the library; never shown in errors or repr).
+        api_secret: its secret; never shown in repr or errors (the client keeps a reference to
+            this str only to scrub it from error messages a server might echo it in).
         ca_file: a PEM bundle (path) to trust instead of the bundled Mozilla roots.
         ca_pem: the same as text (``str`` or ``bytes`` holding PEM certificates).
         use_system_roots: trust the operating system's certificate store
@@ -200,29 +243,37 @@ class Client:
         client_cert: ``(cert_path, key_path)`` for mutual TLS: a PEM certificate chain (leaf
             first) and its PEM private key (PKCS#8, PKCS#1 or SEC1).
         proxy: ``http://[user:password@]host:port``, an HTTP CONNECT proxy for every request
-            (TLS still runs end to end). The password is never shown in repr or errors.
-            Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
+            (TLS still runs end to end). The password is never shown in repr or errors, even
+            when it holds ``/ ? # @ : %``. A loopback endpoint (``localhost``,
+            ``127.0.0.0/8``, ``::1``) never goes through the proxy, as with curl's default
+            ``NO_PROXY``. Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
         max_attempts: attempts per call, including the first (1 disables retries; at most
             10). Default 3.
         initial_backoff: seconds; the wait before the first retry is random up to this,
             doubling per retry. Default 0.2.
         max_backoff: seconds; the longest wait between attempts, also the cap on what a
             server's ``Retry-After`` can ask. Default 5.0.
-        max_response_bytes: the largest response body accepted (default 1 MiB); a larger one
-            raises :class:`BadResponseError`.
+        max_response_bytes: the largest response body accepted (default 1 MiB, at most
+            :data:`MAX_RESPONSE_BYTES_LIMIT`, 16 MiB); a larger body raises
+            :class:`BadResponseError`.
         connect_timeout: seconds for DNS, TCP and the TLS handshake.
         timeout: seconds for a whole call, all retries included; no call takes longer.
 
-    Only calls that are safe to repeat are retried: :meth:`get_shadow`, :meth:`report_shadow`
-    and the four jobs calls (with retries enabled and no ``client_token`` given, the library
-    sends a generated one, ``fleets-`` and 16 hex digits, which the server echoes in the
-    response). :meth:`publish_event` and :meth:`respond_command` are sent once. Retried
+    Durations are seconds (int or float) throughout, Python's unit for the settings that C
+    takes in integer milliseconds (``fleets_config_set_timeouts``) and Go as a
+    ``time.Duration``; they are rounded to whole milliseconds.
+
+    Only calls that are safe to repeat are retried: :meth:`shadow_get`, :meth:`shadow_report`
+    and the four ``jobs_*`` calls (with retries enabled and no ``client_token`` given, the
+    library sends a generated one, ``fleets-`` and 16 hex digits, which the server echoes in
+    the response). :meth:`event_publish` and :meth:`command_respond` are sent once. Retried
     failures: connection failures, timeouts before any response byte, HTTP 429, 502, 503, 504.
 
     Raises:
         ConfigError: bad endpoint, unreadable CA file, PEM without a certificate, client
             certificate and key that do not match, malformed proxy URL, retry settings out of
-            range (``max_attempts`` over 10, ``initial_backoff`` over ``max_backoff``)...
+            range (``max_attempts`` over 10, ``initial_backoff`` over ``max_backoff``),
+            ``max_response_bytes`` over 16 MiB...
         InvalidArgument: a bad argument (e.g. a non-positive timeout, backoff or size).
         TypeError: an argument of the wrong type.
     """
@@ -245,7 +296,7 @@ class Client:
         connect_timeout: float = 10.0,
         timeout: float = 30.0,
     ) -> None:
-        self._init_state()
+        self._init_state(Credentials(api_key, api_secret, (endpoint, proxy)))
         self._endpoint = endpoint
         endpoint_b = _text(endpoint, "endpoint")
         key_b = _text(api_key, "api_key")
@@ -253,7 +304,7 @@ class Client:
         cfg = ctypes.c_void_p()
         code = _lib.fleets_config_new(endpoint_b, key_b, secret_b, ctypes.byref(cfg))
         del secret_b
-        _check(code)
+        _check(code, self._credentials)
         self._finish(
             cfg,
             ca_file=ca_file,
@@ -287,18 +338,20 @@ class Client:
     ) -> "Client":
         """A client configured from ``FLEETS_ENDPOINT``, ``FLEETS_API_KEY``,
         ``FLEETS_API_SECRET`` and, when set and non-empty, ``FLEETS_CA_FILE``; a proxy from
-        ``HTTPS_PROXY`` (``HTTP_PROXY`` for an ``http://`` loopback endpoint) unless
-        ``NO_PROXY`` names the endpoint's host. The other settings are the keyword arguments
-        of :class:`Client`.
+        ``HTTPS_PROXY`` (lower-case name accepted) unless ``NO_PROXY`` names the endpoint's
+        host; a loopback endpoint never uses a proxy. The other settings are the keyword
+        arguments of :class:`Client`.
 
         ``ca_file``, ``ca_pem`` or ``use_system_roots`` override ``FLEETS_CA_FILE``; ``proxy``
         overrides ``HTTPS_PROXY``. A missing variable raises :class:`ConfigError` naming it.
         """
         self = cls.__new__(cls)
-        self._init_state()
+        env = os.environ.get
+        proxies = [env(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")]
+        self._init_state(Credentials(env("FLEETS_API_KEY"), env("FLEETS_API_SECRET"), [env("FLEETS_ENDPOINT"), proxy, *proxies]))
         cfg = ctypes.c_void_p()
         code = _lib.fleets_config_from_env(ctypes.byref(cfg))
-        _check(code)
+        _check(code, self._credentials)
         self._endpoint = os.environ.get("FLEETS_ENDPOINT", "")
         self._finish(
             cfg,
@@ -316,13 +369,16 @@ class Client:
         )
         return self
 
-    def _init_state(self) -> None:
+    def _init_state(self, credentials: Credentials) -> None:
+        # Scrubbed from error messages; a reference to the caller's strings, never shown.
+        self._credentials = credentials
         self._handle: Optional[int] = None
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0
         self._closed = False
         self._endpoint = ""
         self._proxy_shown: Optional[str] = None
+        self._final_stats: Optional[ClientStats] = None
 
     def _finish(
         self,
@@ -341,6 +397,10 @@ class Client:
         timeout: float,
     ) -> None:
         """Applies the settings to ``cfg``, creates the client and frees ``cfg`` (always)."""
+
+        def check(code: int) -> None:
+            _check(code, self._credentials)
+
         try:
             # Trust anchors: one source at most.
             if not isinstance(use_system_roots, bool):
@@ -354,31 +414,31 @@ class Client:
                     code=ResultCode.ERR_INVALID_CONFIG,
                 )
             if ca_file is not None:
-                _check(_lib.fleets_config_set_ca_file(cfg, _path(ca_file, "ca_file")))
+                check(_lib.fleets_config_set_ca_file(cfg, _path(ca_file, "ca_file")))
             if ca_pem is not None:
                 if isinstance(ca_pem, bytes):
                     try:
                         ca_pem = ca_pem.decode("utf-8")
                     except UnicodeDecodeError:
                         raise InvalidArgument("ca_pem is not PEM text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
-                _check(_lib.fleets_config_set_ca_pem(cfg, _text(ca_pem, "ca_pem")))
+                check(_lib.fleets_config_set_ca_pem(cfg, _text(ca_pem, "ca_pem")))
             if use_system_roots:
-                _check(_lib.fleets_config_use_system_roots(cfg))
+                check(_lib.fleets_config_use_system_roots(cfg))
 
             if client_cert is not None:
                 if isinstance(client_cert, (str, bytes, os.PathLike)) or not isinstance(client_cert, Sequence) or len(client_cert) != 2:
                     raise TypeError("client_cert must be a (cert_path, key_path) tuple")
                 cert_path, key_path = client_cert
-                _check(_lib.fleets_config_set_client_cert(cfg, _path(cert_path, "client_cert[0]"), _path(key_path, "client_cert[1]")))
+                check(_lib.fleets_config_set_client_cert(cfg, _path(cert_path, "client_cert[0]"), _path(key_path, "client_cert[1]")))
 
             if proxy is not None:
                 if not isinstance(proxy, str):
                     raise TypeError(f"proxy must be a str URL, not {type(proxy).__name__}")
-                _check(_lib.fleets_config_set_proxy(cfg, _text(proxy, "proxy")))
-                self._proxy_shown = _redacted_proxy(proxy)
+                check(_lib.fleets_config_set_proxy(cfg, _text(proxy, "proxy")))
+                self._proxy_shown = redact_url(proxy)
 
             if max_attempts is not None or initial_backoff is not None or max_backoff is not None:
-                _check(
+                check(
                     _lib.fleets_config_set_retry(
                         cfg,
                         _count(max_attempts, "max_attempts", _U32),  # 0 = the library's default
@@ -388,11 +448,11 @@ class Client:
                 )
 
             if max_response_bytes is not None:
-                _check(_lib.fleets_config_set_max_response_bytes(cfg, _count(max_response_bytes, "max_response_bytes", _SIZE_MAX)))
+                check(_lib.fleets_config_set_max_response_bytes(cfg, _response_limit(max_response_bytes)))
 
-            _check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
+            check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
             client = ctypes.c_void_p()
-            _check(_lib.fleets_client_new(cfg, ctypes.byref(client)))
+            check(_lib.fleets_client_new(cfg, ctypes.byref(client)))
             self._handle = client.value
         finally:
             _lib.fleets_config_free(cfg)
@@ -413,7 +473,8 @@ class Client:
         """Closes the pooled connections and frees the client. Idempotent.
 
         Waits for calls running in other threads to finish (each is bounded by ``timeout``);
-        calls started after ``close()`` raise :class:`ClientClosedError`.
+        calls started after ``close()`` raise :class:`ClientClosedError`. :meth:`stats` still
+        returns the counters as they were at ``close()``.
         """
         with self._cond:
             if self._closed:
@@ -421,6 +482,8 @@ class Client:
             self._closed = True
             while self._inflight:
                 self._cond.wait()
+            if self._handle:
+                self._final_stats = _read_stats(self._handle, self._credentials)
             handle, self._handle = self._handle, None
         if handle:
             _lib.fleets_client_free(handle)
@@ -441,7 +504,7 @@ class Client:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         proxy = f" proxy={self._proxy_shown!r}" if self._proxy_shown else ""
-        return f"<fleets.Client endpoint={self._endpoint!r}{proxy} {state}>"
+        return f"<fleets.Client endpoint={redact_url(self._endpoint)!r}{proxy} {state}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a fleets.Client cannot be pickled or copied; create one per process")
@@ -476,7 +539,7 @@ class Client:
                 body = None
                 if n:
                     body = ctypes.string_at(tls.buf, n) if n < tls.cap else _last_response()
-                _raise_for(code, body, exchange)
+                _raise_for(code, self._credentials, body, exchange)
         finally:
             with self._cond:
                 self._inflight -= 1
@@ -485,18 +548,39 @@ class Client:
         if not body:
             return {}
         try:
-            result = json.loads(body)
-        except ValueError as e:  # pragma: no cover - the library checks 2xx bodies
+            return _decode_body(body)
+        except _UndecodableBody as e:
+            # Still on the calling thread: its last HTTP status is this call's.
+            status = _lib.fleets_last_http_status() or None
             raise error_class(ResultCode.ERR_BAD_RESPONSE)(
-                f"response is not JSON: {e}", code=ResultCode.ERR_BAD_RESPONSE, body=body.decode("utf-8", "replace")
+                f"HTTP {status}: response body cannot be decoded: {e}",
+                code=ResultCode.ERR_BAD_RESPONSE,
+                http_status=status,
+                body=body.decode("utf-8", "replace"),
             ) from None
-        return result  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ observing
+
+    def stats(self) -> ClientStats:
+        """The client's counters since it was created (``fleets_client_stats``).
+
+        After :meth:`close`, the counters as they were when the client was closed. A snapshot
+        taken while other threads call may mix values from just before and just after a
+        concurrent call.
+        """
+        with self._cond:
+            handle = self._handle
+            if handle is None:
+                if self._final_stats is None:  # pragma: no cover - set by close()
+                    raise ClientClosedError("the client is closed", code=ResultCode.ERR_NULL_ARGUMENT)
+                return self._final_stats
+            return _read_stats(handle, self._credentials)
 
     # ------------------------------------------------------------------ ThingDatas calls
 
-    def report_shadow(
+    def shadow_report(
         self,
-        thing: str,
+        thing_name: str,
         reported: Mapping[str, Any],
         *,
         client_token: Optional[str] = None,
@@ -505,7 +589,7 @@ class Client:
         """Reports the device's state (``POST /api/v1/thing-datas/shadow/reported``).
 
         Args:
-            thing: the thing name (``[A-Za-z0-9._:-]{1,128}``).
+            thing_name: the thing name (``[A-Za-z0-9._:-]{1,128}``).
             reported: the state; deep-merged by the server, a ``None`` value deletes that key.
             client_token: echoed back in the response (at most 64 printable ASCII characters).
                 None with retries enabled sends a generated ``fleets-<16 hex>`` token.
@@ -517,24 +601,24 @@ class Client:
         """
         return self._call(
             _lib.fleets_shadow_report,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _object(reported, "reported", required=True),
             _text(client_token, "client_token", required=False),
             _int(version, "version", 0, _U64),
         )
 
-    def get_shadow(self, thing: str) -> JSON:
-        """Reads the current shadow (``GET /api/v1/thing-datas/{thing}/shadow``).
+    def shadow_get(self, thing_name: str) -> JSON:
+        """Reads the current shadow (``GET /api/v1/thing-datas/{thing_name}/shadow``).
 
         Returns:
             ``{"reported": {...}, "desired": {...}, "delta": {...}, "version": N, "updatedAt": "..."}``;
             a non-empty ``delta`` holds desired values the device has not reported yet.
         """
-        return self._call(_lib.fleets_shadow_get, _text(thing, "thing"))
+        return self._call(_lib.fleets_shadow_get, _text(thing_name, "thing_name"))
 
-    def publish_event(
+    def event_publish(
         self,
-        thing: str,
+        thing_name: str,
         event_type: str,
         *,
         data: Optional[Mapping[str, Any]] = None,
@@ -545,12 +629,12 @@ class Client:
         """Publishes an event (``POST /api/v1/thing-datas/events``).
 
         Args:
-            thing: the thing name.
+            thing_name: the thing name.
             event_type: e.g. ``"highTemperature"`` (1 to 128 bytes).
             data: a JSON object with the event's details.
             severity: ``Severity.INFO``/``WARN``/``ERROR`` or ``"info"``/``"warn"``/``"error"``;
                 None leaves it out.
-            timestamp_ms: Unix milliseconds; None means now.
+            timestamp_ms: Unix milliseconds (the wire's unit); None means now.
             app_id: an application label (at most 128 bytes).
 
         Never retried: a failure raises after the one attempt.
@@ -558,7 +642,7 @@ class Client:
         sev = Severity.UNSET if severity is None else Severity.coerce(severity)
         return self._call(
             _lib.fleets_event_publish,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(event_type, "event_type"),
             int(sev),
             _int(timestamp_ms, "timestamp_ms", 0, _I64),
@@ -566,9 +650,9 @@ class Client:
             _text(app_id, "app_id", required=False),
         )
 
-    def respond_command(
+    def command_respond(
         self,
-        thing: str,
+        thing_name: str,
         execution_id: str,
         status: StatusLike,
         *,
@@ -578,57 +662,66 @@ class Client:
         """Answers a command execution (``POST /api/v1/thing-datas/command/response``).
 
         Args:
-            thing: the thing name.
+            thing_name: the thing name.
             execution_id: the command execution's id.
             status: an :class:`ExecutionStatus` member or its name (``"SUCCEEDED"``...).
             result: a JSON object with the command's result.
-            timestamp: Unix seconds; None means now.
+            timestamp: Unix seconds (the wire's unit); None means now.
+
+        Never retried: a failure raises after the one attempt.
 
         Raises:
             NotFoundError: unknown execution. ConflictError: already answered.
         """
         return self._call(
             _lib.fleets_command_respond,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(execution_id, "execution_id"),
             int(ExecutionStatus.coerce(status)),
             _object(result, "result"),
             _int(timestamp, "timestamp", 0, _I64),
         )
 
-    def get_pending_jobs(self, thing: str, *, client_token: Optional[str] = None) -> JSON:
+    def jobs_get_pending(self, thing_name: str, *, client_token: Optional[str] = None) -> JSON:
         """Lists pending jobs (``POST /api/v1/thing-datas/jobs/get``).
 
         Returns:
             ``{"inProgressJobs": [...], "queuedJobs": [...]}`` of job summaries.
         """
         return self._call(
-            _lib.fleets_jobs_get_pending, _text(thing, "thing"), _text(client_token, "client_token", required=False)
+            _lib.fleets_jobs_get_pending,
+            _text(thing_name, "thing_name"),
+            _text(client_token, "client_token", required=False),
         )
 
-    def start_next_job(
+    def jobs_start_next(
         self,
-        thing: str,
+        thing_name: str,
         *,
         status_details: Optional[Mapping[str, Any]] = None,
-        step_timeout_minutes: Optional[int] = None,
+        step_timeout: Optional[float] = None,
         client_token: Optional[str] = None,
     ) -> JSON:
         """Starts the next pending job (``POST /api/v1/thing-datas/jobs/start-next``): the
         in-progress one first, else the oldest queued.
+
+        Args:
+            status_details: a JSON object stored with the execution.
+            step_timeout: seconds the device has to update the execution before it times
+                out; sent in whole minutes, rounded up. None leaves it out.
 
         Returns:
             ``{"execution": {..., "jobDocument": {...}}}``, or ``{}`` when nothing is pending.
         """
         return self._call(
             _lib.fleets_jobs_start_next,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _object(status_details, "status_details"),
-            _int(step_timeout_minutes, "step_timeout_minutes", 1, _U32) if step_timeout_minutes is not None else 0,
+            _minutes(step_timeout, "step_timeout") if step_timeout is not None else 0,
             _text(client_token, "client_token", required=False),
         )
 
-    def describe_job(self, thing: str, job_id: str, *, client_token: Optional[str] = None) -> JSON:
+    def jobs_describe(self, thing_name: str, job_id: str, *, client_token: Optional[str] = None) -> JSON:
         """Describes this thing's execution of a job (``POST /api/v1/thing-datas/jobs/{job_id}/get``).
 
         Returns:
@@ -636,14 +729,14 @@ class Client:
         """
         return self._call(
             _lib.fleets_jobs_describe,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(job_id, "job_id"),
             _text(client_token, "client_token", required=False),
         )
 
-    def update_job(
+    def jobs_update(
         self,
-        thing: str,
+        thing_name: str,
         job_id: str,
         status: StatusLike,
         *,
@@ -665,13 +758,29 @@ class Client:
         """
         return self._call(
             _lib.fleets_jobs_update,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(job_id, "job_id"),
             int(ExecutionStatus.coerce(status)),
             _object(status_details, "status_details"),
             _int(expected_version, "expected_version", 1, _U64) if expected_version is not None else 0,
             _text(client_token, "client_token", required=False),
         )
+
+
+def _read_stats(handle: int, credentials: Credentials) -> ClientStats:
+    raw = _ffi.fleets_client_stats_t()
+    _check(_lib.fleets_client_stats(handle, ctypes.byref(raw)), credentials)
+    return ClientStats(
+        calls=raw.calls,
+        failures=raw.failures,
+        requests=raw.requests,
+        retries=raw.retries,
+        stale_resends=raw.stale_resends,
+        connections=raw.connections,
+        bytes_sent=raw.bytes_sent,
+        bytes_received=raw.bytes_received,
+        last_latency=raw.last_latency_us / 1_000_000,
+    )
 
 
 def library_version() -> str:

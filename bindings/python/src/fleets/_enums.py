@@ -110,3 +110,14 @@ class ExecutionStatus(_WireEnum):
     @property
     def wire(self) -> Optional[str]:
         return self.name
+
+
+class LogLevel(enum.IntEnum):
+    """``fleets_log_level`` (``FLEETS_LOG_*``), for ``fleets_set_log_callback``. The Python API
+    takes :mod:`logging` levels instead (:func:`fleets.enable_logging`)."""
+
+    OFF = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4

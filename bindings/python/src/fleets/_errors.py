@@ -21,6 +21,7 @@ class FleetsError(Exception):
         retry_after: the wait in seconds (a float) that the server asked for with a
             ``Retry-After`` header (HTTP 429 or 503), or None when it sent none. Set on the
             error of the last attempt, after the library's own retries.
+        request_sent: whether the request may have reached the server (see the property).
     """
 
     def __init__(
@@ -44,13 +45,29 @@ class FleetsError(Exception):
         self.retry_after: Optional[float] = retry_after
 
     @property
+    def request_sent(self) -> bool:
+        """Whether the failed call may have delivered its request to the server
+        (``fleets_result_request_sent``).
+
+        False only when the request certainly was not sent: an argument or setting refused
+        before sending (:class:`InvalidArgument`, :class:`ConfigError`,
+        :class:`ClientClosedError`), a connection that could not be made or a TLS handshake
+        that failed. Then sending it again cannot make a duplicate. True for timeouts and
+        broken connections (the server may have acted on the request), every HTTP error
+        status and internal errors.
+        """
+        from ._client import _lib  # the library is loaded by the time an error exists
+
+        return bool(_lib.fleets_result_request_sent(int(self.code)))
+
+    @property
     def body_json(self) -> Any:
         """The body parsed as JSON (e.g. ``{"code": "NotFound", "message": ...}``), or None."""
         if not self.body:
             return None
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply for Python
             return None
 
     def __str__(self) -> str:

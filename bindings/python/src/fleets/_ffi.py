@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_bool, c_char, c_char_p, c_double, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -21,6 +21,28 @@ fleets_config_p = c_void_p
 fleets_result = c_uint32
 fleets_severity = c_uint32
 fleets_execution_status = c_uint32
+fleets_log_level = c_uint32
+#: ``void (*)(fleets_log_level level, const char *message, void *user)``.
+fleets_log_fn = CFUNCTYPE(None, fleets_log_level, c_char_p, c_void_p)
+
+
+class fleets_client_stats_t(Structure):
+    """``fleets_client_stats_t``: the counters of ``fleets_client_stats`` (field order and
+    types are checked against the header by the tests)."""
+
+    _fields_ = [
+        ("calls", c_uint64),
+        ("failures", c_uint64),
+        ("requests", c_uint64),
+        ("retries", c_uint64),
+        ("stale_resends", c_uint64),
+        ("connections", c_uint64),
+        ("bytes_sent", c_uint64),
+        ("bytes_received", c_uint64),
+        ("last_latency_us", c_uint64),
+    ]
+
+
 # Caller-owned output buffers (`char *`): a ctypes char array is passed.
 out_buf = POINTER(c_char)
 size_p = POINTER(c_size_t)
@@ -100,6 +122,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_config_free": (None, [fleets_config_p]),
     "fleets_client_new": (fleets_result, [fleets_config_p, POINTER(fleets_client_p)]),
     "fleets_client_free": (None, [fleets_client_p]),
+    "fleets_client_stats": (fleets_result, [fleets_client_p, POINTER(fleets_client_stats_t)]),
     # JSON helpers (declared for completeness; Python code uses the json module)
     "fleets_json_get": (fleets_result, [c_char_p, c_char_p] + _RESPONSE),
     "fleets_json_get_string": (fleets_result, [c_char_p, c_char_p] + _RESPONSE),
@@ -109,10 +132,12 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # Library-level
     "fleets_version": (c_char_p, []),
     "fleets_result_name": (c_char_p, [fleets_result]),
+    "fleets_result_request_sent": (c_bool, [fleets_result]),
     "fleets_last_error_message": (c_size_t, [out_buf, c_size_t]),
     "fleets_last_http_status": (c_int32, []),
     "fleets_last_retry_after_ms": (c_int64, []),
     "fleets_last_response": (fleets_result, _RESPONSE),
+    "fleets_set_log_callback": (fleets_result, [fleets_log_level, fleets_log_fn, c_void_p]),
     # Durable outbox
     "fleets_outbox_open": (fleets_result, [c_char_p, POINTER(OutboxOptions), POINTER(fleets_outbox_p)]),
     "fleets_outbox_close": (fleets_result, [fleets_outbox_p]),
