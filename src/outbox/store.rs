@@ -569,6 +569,15 @@ impl Store {
             if oldest == self.active || segment.live_records > 0 {
                 break;
             }
+            if self.unsynced_frames > 0 {
+                // The acknowledgements that emptied this segment must be durable before it
+                // goes: a power cut that kept the deletion but lost them would bring back
+                // only the records of a group that lived in other segments (sent again under
+                // another first record, so another client token).
+                self.sync()?;
+                continue;
+            }
+            let segment = &self.segments[&oldest];
             fs::remove_file(&segment.path).map_err(|e| storage("deleting", &segment.path, e))?;
             // Synced one by one: a deletion lost in a power cut must not leave an older
             // segment behind a newer one's deletion (its records would come back unacked).
