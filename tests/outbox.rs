@@ -283,6 +283,54 @@ fn an_outage_stops_the_flush_and_keeps_everything_in_order() {
 }
 
 #[test]
+fn every_outage_mode_keeps_the_queue_until_the_server_is_back() {
+    use fleets_emulator::OfflineMode;
+    let emu = emulator();
+    let mut config = common::config(&emu);
+    config.set_timeouts(Duration::from_secs(1), Duration::from_secs(2));
+    let client = Client::new(&config).unwrap();
+    let dir = TempDir::new("outage-modes");
+    let outbox = open(&dir);
+    let mut seq = 0;
+    for (mode, expected) in [
+        (
+            OfflineMode::Refuse,
+            [ErrorCode::Connect, ErrorCode::Connect],
+        ),
+        (
+            OfflineMode::Blackhole,
+            [ErrorCode::Timeout, ErrorCode::Timeout],
+        ),
+        (OfflineMode::Reset, [ErrorCode::Io, ErrorCode::Connect]),
+    ] {
+        // A kept-alive connection from the last delivery is open when the outage starts.
+        outbox
+            .enqueue_event(THING, event("tick", &format!(r#"{{"seq":{seq}}}"#)))
+            .unwrap();
+        seq += 1;
+        outbox.flush(&client, None).result.unwrap();
+        emu.set_offline(mode).unwrap();
+        for _ in 0..3 {
+            outbox
+                .enqueue_event(THING, event("tick", &format!(r#"{{"seq":{seq}}}"#)))
+                .unwrap();
+            seq += 1;
+            let flushed = outbox.flush(&client, Some(Duration::from_millis(1500)));
+            assert_eq!(flushed.delivered, 0, "{mode:?}");
+            let code = flushed.result.unwrap_err().code();
+            assert!(expected.contains(&code), "{mode:?}: {code}");
+        }
+        assert_eq!(outbox.stats().unwrap().queued_records, 3, "{mode:?}");
+        emu.set_online().unwrap();
+        let flushed = outbox.flush(&client, None);
+        flushed.result.unwrap();
+        assert_eq!(flushed.delivered, 3, "{mode:?}");
+    }
+    // Every event once, in order: nothing sent into an outage was handled.
+    assert_eq!(event_seqs(&emu, THING), (0..seq).collect::<Vec<_>>());
+}
+
+#[test]
 fn server_errors_stop_the_flush_and_rejections_are_dead_lettered() {
     let emu = emulator();
     let dir = TempDir::new("deadletter");
