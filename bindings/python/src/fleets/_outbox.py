@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional, Union
 
 from . import _ffi
 from ._client import _I64, _U32, _U64, Client, _int, _last_exchange, _lib, _object, _path, _raise_for, _text
+from ._redact import Credentials
 from ._enums import ExecutionStatus, ResultCode, Severity
 from ._errors import ClientClosedError, FleetsError, InvalidArgument, error_class
 
@@ -26,6 +27,9 @@ C_CONSTANTS = {
     "FLEETS_OUTBOX_DEFAULT_MAX_BYTES": 8 * 1024 * 1024,
     "FLEETS_OUTBOX_MESSAGE_BYTES": 256,
 }
+#: Outbox calls carry no credentials: nothing to scrub beyond what the library does.
+_NO_CREDENTIALS = Credentials(None, None, ())
+
 _SYNC = {"always": C_CONSTANTS["FLEETS_OUTBOX_SYNC_ALWAYS"], "batch": C_CONSTANTS["FLEETS_OUTBOX_SYNC_BATCH"]}
 _WHEN_FULL = {
     "drop_oldest_events": C_CONSTANTS["FLEETS_OUTBOX_FULL_DROP_OLDEST_EVENTS"],
@@ -144,7 +148,7 @@ class Outbox:
         handle = ctypes.c_void_p()
         code = _lib.fleets_outbox_open(_path(directory, "directory"), ctypes.byref(opts), ctypes.byref(handle))
         if code != ResultCode.OK:
-            _raise_for(code)
+            _raise_for(code, _NO_CREDENTIALS)
         self._handle = handle.value
 
     # ------------------------------------------------------------------ lifecycle
@@ -177,7 +181,7 @@ class Outbox:
         if handle:
             code = _lib.fleets_outbox_close(handle)
             if code != ResultCode.OK:
-                _raise_for(code)
+                _raise_for(code, _NO_CREDENTIALS)
 
     def __enter__(self) -> "Outbox":
         return self
@@ -218,7 +222,7 @@ class Outbox:
         try:
             code = fn(handle, *args)
             if code != ResultCode.OK:
-                _raise_for(code)
+                _raise_for(code, _NO_CREDENTIALS)
         finally:
             self._leave()
 
@@ -336,7 +340,7 @@ class Outbox:
                 if code != ResultCode.OK:
                     exchange = _last_exchange() if code >= 200 else (None, None)
                     try:
-                        _raise_for(code, None, exchange)
+                        _raise_for(code, client._credentials, None, exchange)
                     except FleetsError as e:
                         e.delivered = delivered.value  # type: ignore[attr-defined]
                         raise
@@ -356,7 +360,7 @@ class Outbox:
             raw = _ffi.OutboxStats()
             code = _lib.fleets_outbox_stats(handle, ctypes.byref(raw))
             if code != ResultCode.OK:
-                _raise_for(code)
+                _raise_for(code, _NO_CREDENTIALS)
         finally:
             self._leave()
         last: Optional[FleetsError] = None
