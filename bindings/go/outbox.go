@@ -134,7 +134,7 @@ func OpenOutbox(dir string, opts *OutboxOptions) (*Outbox, error) {
 	defer runtime.UnlockOSThread()
 	var h *C.fleets_outbox_t
 	if rc := C.fleets_outbox_open(ptr(path), &raw, &h); rc != C.FLEETS_OK {
-		return nil, lastError(rc, false)
+		return nil, lastError(rc, false, nil)
 	}
 	o := &Outbox{h: h, dir: dir}
 	o.cleanup = runtime.AddCleanup(o, closeOutbox, unsafe.Pointer(h))
@@ -165,7 +165,7 @@ func (o *Outbox) Close() error {
 	o.h = nil
 	runtime.KeepAlive(o)
 	if rc != C.FLEETS_OK {
-		return lastError(rc, false)
+		return lastError(rc, false, nil)
 	}
 	return nil
 }
@@ -182,12 +182,12 @@ func (o *Outbox) enqueue(fn func(h *C.fleets_outbox_t) C.fleets_result) error {
 	rc := fn(o.h)
 	runtime.KeepAlive(o)
 	if rc != C.FLEETS_OK {
-		return lastError(rc, false)
+		return lastError(rc, false, nil)
 	}
 	return nil
 }
 
-// EnqueueReport queues a shadow report; arguments as for Client.ReportShadow. Reports for
+// EnqueueReport queues a shadow report; arguments as for Client.ShadowReport. Reports for
 // the same thing still queued at delivery are merged in order into one (a nil member
 // deletes, as the server would); one with a Version is never merged. Without a ClientToken
 // one is generated now and kept, so that a repeat after an ambiguous failure carries it.
@@ -213,7 +213,7 @@ func (o *Outbox) EnqueueReport(thingName string, reported any, opts *ReportOptio
 	})
 }
 
-// EnqueueEvent queues an event; arguments as for Client.PublishEvent. A zero
+// EnqueueEvent queues an event; arguments as for Client.EventPublish. A zero
 // opts.Timestamp means the time of the enqueue, not of the delivery.
 func (o *Outbox) EnqueueEvent(thingName, eventType string, data any, opts *EventOptions) error {
 	if opts == nil {
@@ -251,7 +251,7 @@ func (o *Outbox) EnqueueEvent(thingName, eventType string, data any, opts *Event
 }
 
 // EnqueueCommandResponse queues a command response; arguments as for
-// Client.RespondCommand.
+// Client.CommandRespond.
 func (o *Outbox) EnqueueCommandResponse(thingName, executionID string, status ExecutionStatus, result any, opts *CommandOptions) error {
 	if opts == nil {
 		opts = &CommandOptions{}
@@ -283,11 +283,11 @@ func (o *Outbox) EnqueueCommandResponse(thingName, executionID string, status Ex
 	})
 }
 
-// EnqueueJobUpdate queues a job execution update; arguments as for Client.UpdateJob.
+// EnqueueJobUpdate queues a job execution update; arguments as for Client.JobsUpdate.
 // Without a ClientToken one is generated now and kept with the record.
-func (o *Outbox) EnqueueJobUpdate(thingName, jobID string, status ExecutionStatus, opts *UpdateJobOptions) error {
+func (o *Outbox) EnqueueJobUpdate(thingName, jobID string, status ExecutionStatus, opts *JobsUpdateOptions) error {
 	if opts == nil {
-		opts = &UpdateJobOptions{}
+		opts = &JobsUpdateOptions{}
 	}
 	name, err := cstr("thingName", thingName)
 	if err != nil {
@@ -346,7 +346,7 @@ func (o *Outbox) Flush(c *Client, maxTime time.Duration) (int, error) {
 	runtime.KeepAlive(o)
 	runtime.KeepAlive(c)
 	if rc != C.FLEETS_OK {
-		return int(delivered), lastError(rc, rc >= 200)
+		return int(delivered), lastError(rc, rc >= 200, c.creds)
 	}
 	return int(delivered), nil
 }
@@ -364,7 +364,7 @@ func (o *Outbox) Stats() (OutboxStats, error) {
 	rc := C.fleets_outbox_stats(o.h, &raw)
 	runtime.KeepAlive(o)
 	if rc != C.FLEETS_OK {
-		return OutboxStats{}, lastError(rc, false)
+		return OutboxStats{}, lastError(rc, false, nil)
 	}
 	s := OutboxStats{
 		QueuedRecords:       uint64(raw.queued_records),

@@ -67,7 +67,7 @@ func TestOutboxDeliversEveryKindInOrder(t *testing.T) {
 	if err := o.EnqueueCommandResponse(thing, cmd, fleets.ExecutionSucceeded, map[string]any{"ok": true}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.EnqueueJobUpdate(thing, job, fleets.ExecutionSucceeded, &fleets.UpdateJobOptions{StatusDetails: map[string]any{"p": 100}}); err != nil {
+	if err := o.EnqueueJobUpdate(thing, job, fleets.ExecutionSucceeded, &fleets.JobsUpdateOptions{StatusDetails: map[string]any{"p": 100}}); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := o.Stats(); s.QueuedRecords != 6 || s.LastError != nil {
@@ -138,7 +138,7 @@ func TestOutboxArgumentsLockAndReopen(t *testing.T) {
 		o.EnqueueReport("bad thing", map[string]any{}, nil),
 		o.EnqueueEvent("t", "", nil, nil),
 		o.EnqueueCommandResponse("t", "a/b", fleets.ExecutionFailed, nil, nil),
-		o.EnqueueJobUpdate("t", "j", fleets.ExecutionTimedOut, nil),
+		o.EnqueueJobUpdate("t", "j", fleets.ExecutionStatus("TIMED_OUT"), nil),
 		o.EnqueueEvent("t", "x", nil, &fleets.EventOptions{Severity: 9}),
 	} {
 		if !errors.Is(err, fleets.ErrInvalidArgument) {
