@@ -9,7 +9,7 @@ SETUP := scripts/setup.sh
 WITH_GO = PATH="$$($(SETUP) go-bin):$$PATH" GOTOOLCHAIN=local
 
 .PHONY: setup doctor demo test check-test lint test-rust test-soak test-c test-python test-go \
-        build release clean
+        test-readme build release clean
 
 setup:
 	@$(SETUP) install
@@ -21,7 +21,7 @@ demo:
 	@$(SETUP) check demo
 	cmake/ci.sh demo
 
-test: check-test lint test-rust test-soak test-c test-python test-go
+test: check-test lint test-rust test-soak test-c test-python test-go test-readme
 
 check-test:
 	@$(SETUP) check test
@@ -56,6 +56,11 @@ test-python:
 test-go:
 	@$(SETUP) check -q test-go
 	$(WITH_GO) bindings/go/run_tests.sh
+
+# The README's install-and-run snippets (C program, Go module) run as written.
+test-readme:
+	@$(SETUP) check -q test-readme
+	$(WITH_GO) python3 tests/readme/run_readme.py
 
 build:
 	$(CARGO) build --workspace
