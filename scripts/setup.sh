@@ -230,7 +230,9 @@ check_cmake() {
 
 check_python() {
   if ! have python3; then
-    apt_fix "python3" "not found" python3
+    local pkgs=(python3)
+    wanted test-python && pkgs+=(python3-venv) # checked once python3 is there
+    apt_fix "python3" "not found" "${pkgs[@]}"
     return 1
   fi
   if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
