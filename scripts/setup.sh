@@ -16,7 +16,8 @@
 # golang.org/toolchain module zip that GOTOOLCHAIN would download, fetched from the Go module
 # proxy ($GOPROXY), checked against the SHA-256 pinned below and unpacked into
 # ${XDG_CACHE_HOME:-~/.cache}/libfleets/go${GO_VERSION} (no Go needed to fetch it); pytest into
-# the Python binding's venv (target/python-venv, as bindings/python/run_tests.sh uses it).
+# the Python binding's venv (target/python-venv, as bindings/python/run_tests.sh uses it),
+# with cryptography for its client-certificate tests.
 # Rust itself is not installed here (Debian's rustc is too old): https://rustup.rs.
 #
 # Environment: FLEETS_TOOLS_DIR (where Go is unpacked), FLEETS_PY_VENV, CARGO_TARGET_DIR, GOPROXY.
@@ -253,14 +254,20 @@ check_python_venv() {
   return 1
 }
 
-check_pytest() { # pytest in the binding's venv (or the system's, which the venv sees)
-  if [[ -x $PY_VENV/bin/python ]] && "$PY_VENV/bin/python" -c 'import pytest' 2>/dev/null; then
-    ok "pytest" "in ${PY_VENV#"$ROOT"/}"
-  elif [[ ! -e $PY_VENV ]] && python3 -c 'import pytest' 2>/dev/null; then
-    ok "pytest" "system's (the venv sees it)"
+# pytest, and cryptography for the client-certificate tests (skipped without it), in the
+# binding's venv, or in the system's Python, which the venv sees.
+PY_TEST_PKGS=(pytest cryptography)
+check_pytest() {
+  local imports="import ${PY_TEST_PKGS[*]}"
+  imports=${imports// /, }
+  imports=${imports/import,/import}
+  if [[ -x $PY_VENV/bin/python ]] && "$PY_VENV/bin/python" -c "$imports" 2>/dev/null; then
+    ok "pytest, cryptography" "in ${PY_VENV#"$ROOT"/}"
+  elif [[ ! -e $PY_VENV ]] && python3 -c "$imports" 2>/dev/null; then
+    ok "pytest, cryptography" "system's (the venv sees them)"
   else
     INSTALL_PYTEST=1
-    missing "pytest" "not in ${PY_VENV#"$ROOT"/}" "make setup   (python3 -m venv --system-site-packages; pip install pytest, from PyPI)"
+    missing "pytest, cryptography" "not in ${PY_VENV#"$ROOT"/}" "make setup   (python3 -m venv --system-site-packages; pip install ${PY_TEST_PKGS[*]}, from PyPI)"
   fi
 }
 
@@ -364,7 +371,7 @@ summary() { # after run_checks: the fix, or nothing
   local c
   for c in "${RUSTUP_CMDS[@]}"; do echo "              $c"; done
   ((FETCH_GO)) && echo "              fetch go$GO_VERSION from the Go module proxy into $TOOLS_DIR"
-  ((INSTALL_PYTEST)) && echo "              $PY_VENV/bin/pip install pytest"
+  ((INSTALL_PYTEST)) && echo "              $PY_VENV/bin/pip install ${PY_TEST_PKGS[*]}"
   for c in "${MANUAL[@]}"; do echo "  by hand: $c"; done
   return 1
 }
@@ -388,11 +395,11 @@ install_apt() {
 }
 
 install_pytest() {
-  echo "==> pytest into $PY_VENV"
+  echo "==> ${PY_TEST_PKGS[*]} into $PY_VENV"
   if [[ ! -x $PY_VENV/bin/python ]]; then
     python3 -m venv --system-site-packages "$PY_VENV" || return 1
   fi
-  "$PY_VENV/bin/python" -m pip install -q "pytest>=7" || return 1
+  "$PY_VENV/bin/python" -m pip install -q "pytest>=7" cryptography || return 1
 }
 
 go_proxy_url() { # the first http(s) entry of GOPROXY
