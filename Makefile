@@ -75,4 +75,5 @@ clean:
 # Benchmarks against libcurl, requests, httpx and net/http (bench/README.md); bench-smoke is CI's.
 .PHONY: bench bench-smoke
 bench bench-smoke:
+	@$(SETUP) check -q bench
 	$(WITH_GO) bench/run.sh $(if $(findstring smoke,$@),--smoke)

@@ -9,7 +9,8 @@
 #   scripts/setup.sh go-bin                 print the bin directory of a Go >= 1.24, or exit 1
 #
 # GOAL: demo, test (= lint test-rust test-soak test-c test-python test-go test-readme) or one
-# of those make targets; default: demo test.
+# of those make targets, or bench (make bench / bench-smoke; bench/run.sh installs its own
+# libcurl, wrk and valgrind); default: demo test bench.
 #
 # What install does: Debian packages through apt-get (sudo when not root); rustup components
 # and targets; Go ${GO_VERSION} when no Go >= 1.24 is installed (Debian 12 ships 1.19): the
@@ -100,12 +101,12 @@ declare -A WANT=()
 GOAL_NAMES=()
 set_goals() {
   local g
-  [[ $# -gt 0 ]] || set -- demo test
+  [[ $# -gt 0 ]] || set -- demo test bench
   for g in "$@"; do
     case $g in
       test) for t in "${TEST_GOALS[@]}"; do WANT[$t]=1; done ;;
-      demo | lint | test-rust | test-soak | test-c | test-python | test-go | test-readme) WANT[$g]=1 ;;
-      *) echo "scripts/setup.sh: unknown goal '$g' (demo test ${TEST_GOALS[*]})" >&2; exit 2 ;;
+      demo | lint | test-rust | test-soak | test-c | test-python | test-go | test-readme | bench) WANT[$g]=1 ;;
+      *) echo "scripts/setup.sh: unknown goal '$g' (demo test ${TEST_GOALS[*]} bench)" >&2; exit 2 ;;
     esac
     GOAL_NAMES+=("make $g")
   done
@@ -115,7 +116,7 @@ wanted() { # wanted GOAL...: true when any of them was asked for
   for g in "$@"; do [[ -n ${WANT[$g]:-} ]] && return 0; done
   return 1
 }
-ALL_C=(demo test-rust test-c test-python test-go test-readme) # goals that compile C
+ALL_C=(demo test-rust test-c test-python test-go test-readme bench) # goals that compile C
 
 # ---- results -------------------------------------------------------------------------------
 QUIET=0
@@ -339,8 +340,10 @@ run_checks() {
   check_cmd "make" make make
   wanted "${ALL_C[@]}" && check_cc
   wanted demo test-c test-readme && check_cmake
-  if wanted demo test-c test-python test-readme; then
-    if check_python && wanted test-python && check_python_venv; then check_pytest; fi
+  if wanted demo test-c test-python test-readme bench; then
+    if check_python && wanted test-python bench && check_python_venv && wanted test-python; then
+      check_pytest
+    fi
   fi
   wanted test-c test-go test-readme && check_cmd "pkg-config" pkg-config pkg-config
   if wanted test-rust; then
@@ -356,7 +359,8 @@ run_checks() {
     check_cross_gcc aarch64-linux-gnu libc6-dev-arm64-cross
     check_cross_gcc arm-linux-gnueabihf libc6-dev-armhf-cross
   fi
-  wanted test-go test-readme && check_go
+  wanted bench && check_cmd "git" git git         # bench.py records the commit measured
+  wanted test-go test-readme bench && check_go
   return 0
 }
 
