@@ -370,7 +370,7 @@ summary() { # after run_checks: the fix, or nothing
   echo "$MISSING prerequisite(s) missing. Install them with:  make setup"
   echo "  (= scripts/setup.sh install; without make: bash scripts/setup.sh install)"
   if ((${#APT_PKGS[@]})); then
-    echo "  which runs: ${SUDO}apt-get install -y $(printf '%s\n' "${APT_PKGS[@]}" | awk '!seen[$0]++' | tr '\n' ' ')"
+    echo "  which runs: ${SUDO}apt-get install -y $(printf '%s\n' "${APT_PKGS[@]}" | awk '!seen[$0]++' | paste -sd' ')"
   fi
   local c
   for c in "${RUSTUP_CMDS[@]}"; do echo "              $c"; done
