@@ -366,13 +366,18 @@ run_checks() {
 
 summary() { # after run_checks: the fix, or nothing
   ((MISSING)) || return 0
+  local c
   echo
+  if ((${#APT_PKGS[@]} + ${#RUSTUP_CMDS[@]} + FETCH_GO + INSTALL_PYTEST == 0)); then
+    echo "$MISSING prerequisite(s) missing, which make setup cannot install:"
+    for c in "${MANUAL[@]}"; do echo "  by hand: $c"; done
+    return 1
+  fi
   echo "$MISSING prerequisite(s) missing. Install them with:  make setup"
   echo "  (= scripts/setup.sh install; without make: bash scripts/setup.sh install)"
   if ((${#APT_PKGS[@]})); then
     echo "  which runs: ${SUDO}apt-get install -y $(printf '%s\n' "${APT_PKGS[@]}" | awk '!seen[$0]++' | paste -sd' ')"
   fi
-  local c
   for c in "${RUSTUP_CMDS[@]}"; do echo "              $c"; done
   ((FETCH_GO)) && echo "              fetch go$GO_VERSION from the Go module proxy into $TOOLS_DIR"
   ((INSTALL_PYTEST)) && echo "              $PY_VENV/bin/pip install ${PY_TEST_PKGS[*]}"
