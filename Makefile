@@ -3,6 +3,8 @@
 # suite (what CI runs). demo, test and each test-* target first check their prerequisites
 # (scripts/setup.sh) and stop in seconds with the exact fix when one is missing.
 CARGO ?= cargo
+# Builds use the committed Cargo.lock, never a newer resolution (.ci/newest-ureq.sh tries that).
+LOCKED := --locked
 SETUP := scripts/setup.sh
 # The Go >= 1.24 that `make setup` found or fetched, first on PATH; GOTOOLCHAIN=local so that
 # the go command never tries to download another toolchain itself.
@@ -29,13 +31,13 @@ check-test:
 lint:
 	@$(SETUP) check -q lint
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 
 # The C programs in tests/c link the cdylib, which `cargo test` alone does not produce.
 test-rust:
 	@$(SETUP) check -q test-rust
-	$(CARGO) build -p fleets --lib
-	$(CARGO) test --workspace
+	$(CARGO) build $(LOCKED) -p fleets --lib
+	$(CARGO) test $(LOCKED) --workspace
 
 # CMake build, C examples against the emulator, the C programs and examples under
 # ASan+UBSan and valgrind, install + consumer projects, aarch64 and armv7 cross builds
@@ -47,7 +49,7 @@ test-c:
 # One client, 8 threads, 50,000 calls with 5 % injected faults; prints RSS.
 test-soak:
 	@$(SETUP) check -q test-soak
-	$(CARGO) test --release --test soak -- --ignored --nocapture
+	$(CARGO) test $(LOCKED) --release --test soak -- --ignored --nocapture
 
 test-python:
 	@$(SETUP) check -q test-python
@@ -63,10 +65,10 @@ test-readme:
 	$(WITH_GO) python3 tests/readme/run_readme.py
 
 build:
-	$(CARGO) build --workspace
+	$(CARGO) build $(LOCKED) --workspace
 
 release:
-	$(CARGO) build --release -p fleets -p fleets-cli
+	$(CARGO) build $(LOCKED) --release -p fleets -p fleets-cli
 
 clean:
 	$(CARGO) clean

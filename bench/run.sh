@@ -49,7 +49,7 @@ fi
 
 # ---- builds ----------------------------------------------------------------------------------
 say "cargo build --release -p fleets -p fleets-emulator -p fleets-cli"
-(cd "$root" && cargo build --release -q -p fleets -p fleets-emulator -p fleets-cli)
+(cd "$root" && cargo build --locked --release -q -p fleets -p fleets-emulator -p fleets-cli)
 
 cross_built=()
 cross() { # cross <rust target> <gcc prefix>
@@ -63,7 +63,7 @@ cross() { # cross <rust target> <gcc prefix>
   fi
   say "cargo build --release -p fleets -p fleets-cli --target $t"
   (cd "$root" && env "CARGO_TARGET_${env}_LINKER=$gcc" "CC_${t//-/_}=$gcc" "AR_${t//-/_}=$2-ar" \
-     cargo build --release -q -p fleets -p fleets-cli --target "$t") && cross_built+=("$t")
+     cargo build --locked --release -q -p fleets -p fleets-cli --target "$t") && cross_built+=("$t")
 }
 cross aarch64-unknown-linux-gnu aarch64-linux-gnu
 cross armv7-unknown-linux-gnueabihf arm-linux-gnueabihf

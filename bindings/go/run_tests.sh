@@ -26,7 +26,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 if [ "${FLEETS_SKIP_CARGO:-0}" != 1 ]; then
 	step "cargo build --release -p fleets; cargo build -p fleets-emulator"
-	(cd "$root" && cargo build --release -p fleets && cargo build -p fleets-emulator)
+	(cd "$root" && cargo build --locked --release -p fleets && cargo build --locked -p fleets-emulator)
 fi
 lib=$target/release/libfleets.so
 emu=$target/debug/fleets-emulator
@@ -93,7 +93,7 @@ go test -tags fleets_static -count=1 -run 'TestVersion|TestShadowReportAndGet|^E
 
 if [ "$bench" = 1 ]; then
 	# An optimized emulator, so that the server is not what is measured.
-	[ "${FLEETS_SKIP_CARGO:-0}" = 1 ] || (cd "$root" && cargo build --release -p fleets-emulator)
+	[ "${FLEETS_SKIP_CARGO:-0}" = 1 ] || (cd "$root" && cargo build --locked --release -p fleets-emulator)
 	[ -x "$target/release/fleets-emulator" ] && export FLEETS_EMULATOR=$target/release/fleets-emulator
 	step "ShadowReport throughput: libfleets vs net/http (same emulator $FLEETS_EMULATOR, same body, keep-alive)"
 	go test -run '^$' -bench 'ShadowReport' -benchtime "${FLEETS_BENCHTIME:-3s}" -count=1 .
