@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import download_bench
+import outbox_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
@@ -200,6 +201,12 @@ class Bench:
                 self.add(f"size_{arch}", f"stripped libfleets.so, {arch}", "KiB", "lower",
                          [kib(sizes["libfleets"][arch])], "-", None,
                          target=1.5 * 1024 if arch == "aarch64" else None)
+        for arch, size in sizes.get("cli", {}).items():
+            curl = sizes.get("curl_tool")
+            note = (f"curl tool {kib(curl):.0f} KiB + libcurl+libssl+libcrypto {kib(base):.0f} KiB"
+                    if arch == "x86_64" and curl and base else "")
+            self.add(f"size_cli_{arch}", f"stripped fleets CLI (libfleets linked in), {arch}", "KiB",
+                     "lower", [kib(size)], "-", None, note=note)
         if "static_delta" in sizes:
             self.add("static", "size added to static thermostat (gc-sections, -s)", "KiB", "lower",
                      [kib(sizes["static_delta"])], "-", None,
@@ -218,9 +225,9 @@ class Bench:
             return None
         self.track("py_requests", once)
         self.server["py_httpx"] = self.server["py_requests"]
-        self.add("py_requests", "Python report_shadow vs requests.Session.post", "reports/s", "higher",
+        self.add("py_requests", "Python shadow_report vs requests.Session.post", "reports/s", "higher",
                  holder["fleets"], "requests", holder["requests"], target=3.0)
-        self.add("py_httpx", "Python report_shadow vs httpx.Client.post", "reports/s", "higher",
+        self.add("py_httpx", "Python shadow_report vs httpx.Client.post", "reports/s", "higher",
                  holder["fleets"], "httpx", holder["httpx"], target=1.5)
 
     def go(self):
@@ -229,13 +236,13 @@ class Bench:
         env = dict(self.env, FLEETS_EMULATOR=str(EMULATOR))
         for _ in range(self.slow_runs):
             # its own emulator (TestMain starts the same release binary); one process per run
-            p = run([str(self.work / "go.test"), "-test.run", "^$", "-test.bench", "ReportShadow/.*/serial",
+            p = run([str(self.work / "go.test"), "-test.run", "^$", "-test.bench", "ShadowReport/.*/serial",
                      "-test.benchtime", benchtime, "-test.count", "1"], env=env, cwd=ROOT / "bindings" / "go")
-            for impl, rate in re.findall(r"BenchmarkReportShadow/(\S+)/serial\S*\s+\d+\s+\d+ ns/op\s+(\d+) req/s", p.stdout):
+            for impl, rate in re.findall(r"BenchmarkShadowReport/(\S+)/serial\S*\s+\d+\s+\d+ ns/op\s+(\d+) req/s", p.stdout):
                 res[impl].append(float(rate))
         if not res["libfleets"] or not res["net-http"]:
             raise SystemExit(f"bench: FAILED: no Go benchmark results in\n{p.stdout}")
-        self.add("go", "Go ReportShadow vs net/http (bindings/go bench)", "reports/s", "higher",
+        self.add("go", "Go ShadowReport vs net/http (bindings/go bench)", "reports/s", "higher",
                  res["libfleets"], "net/http", res["net-http"], target=1.0,
                  note="go test's own emulator (same release binary); net/http body has no clientToken")
 
@@ -299,7 +306,7 @@ def table(result):
         tgt = "-"
         if r["target"] is not None:
             op = ">=" if r["better"] == "higher" else "<="
-            tgt = f"{op}{r['target']:g}x" if b else f"<{r['target'] / 1024:g} MiB"
+            tgt = f"{op}{r['target']:g}x" if b else (f"<{r['target'] / 1024:g} MiB" if r["unit"] == "KiB" else f"<{r['target']:g} {r['unit']}")
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         head = "-"
         if cap and r["unit"] == "reports/s":
@@ -339,6 +346,7 @@ def main():
                     ("threads", lambda: b.throughput("threads4", "C reports/s, 4 threads (1 client vs 4 handles)", 4)),
                     ("cold", b.cold_start), ("instr", b.instructions), ("mem", b.memory),
                     ("size", b.footprint), ("python", b.python), ("go", b.go),
+                    ("outbox", lambda: outbox_bench.rows(b, run)),
                     ("download", lambda: download_bench.rows(b, run, log)), ("capacity", b.capacity)]
         for name, fn in sections:
             if name not in skip:

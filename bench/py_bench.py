@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python row of bench/: ``fleets.Client.report_shadow`` vs ``requests.Session.post`` and
+"""Python row of bench/: ``fleets.Client.shadow_report`` vs ``requests.Session.post`` and
 ``httpx.Client.post`` against one running fleets-emulator (keep-alive, same CA verification,
 same body), one thread each. Rounds alternate between the clients so drift hits all alike.
 
@@ -52,7 +52,7 @@ def main():
     client = fleets.Client(a.endpoint, a.key, a.secret, ca_file=a.ca)
 
     def via_fleets():
-        client.report_shadow(THING, STATE, client_token=TOKEN)
+        client.shadow_report(THING, STATE, client_token=TOKEN)
 
     session = requests.Session()
     session.headers.update(headers)

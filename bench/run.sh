@@ -49,8 +49,8 @@ if ((${#missing[@]})); then
 fi
 
 # ---- builds ----------------------------------------------------------------------------------
-say "cargo build --release -p fleets -p fleets-emulator"
-(cd "$root" && cargo build --release -q -p fleets -p fleets-emulator)
+say "cargo build --release -p fleets -p fleets-emulator -p fleets-cli"
+(cd "$root" && cargo build --locked --release -q -p fleets -p fleets-emulator -p fleets-cli)
 
 cross_built=()
 cross() { # cross <rust target> <gcc prefix>
@@ -62,9 +62,9 @@ cross() { # cross <rust target> <gcc prefix>
      [[ ! -d "$(rustc --print target-libdir --target "$t")" ]]; then
     rustup target add "$t" >&2 || { say "no Rust target $t: its size row is skipped"; return 0; }
   fi
-  say "cargo build --release -p fleets --target $t"
+  say "cargo build --release -p fleets -p fleets-cli --target $t"
   (cd "$root" && env "CARGO_TARGET_${env}_LINKER=$gcc" "CC_${t//-/_}=$gcc" "AR_${t//-/_}=$2-ar" \
-     cargo build --release -q -p fleets --target "$t") && cross_built+=("$t")
+     cargo build --locked --release -q -p fleets -p fleets-cli --target "$t") && cross_built+=("$t")
 }
 cross aarch64-unknown-linux-gnu aarch64-linux-gnu
 cross armv7-unknown-linux-gnueabihf arm-linux-gnueabihf
@@ -76,6 +76,8 @@ cflags=(-O2 -g -std=c11 -Wall -Wextra -Werror)
 cc "${cflags[@]}" -DBACKEND_FLEETS -I"$root/include" "$here/c/loop.c" -o "$work/fleets_loop" \
    -L"$target/release" -lfleets -Wl,-rpath,"$work/lib" -lpthread
 cc "${cflags[@]}" -DBACKEND_CURL "$here/c/loop.c" -o "$work/curl_loop" $(curl-config --libs) -lpthread
+cc "${cflags[@]}" -I"$root/include" "$here/c/outbox.c" -o "$work/outbox_bench" \
+   -L"$target/release" -lfleets -Wl,-rpath,"$work/lib"
 cc "${cflags[@]}" -I"$root/include" "$here/c/download.c" -o "$work/fleets_download" \
    -L"$target/release" -lfleets -Wl,-rpath,"$work/lib"
 
@@ -97,7 +99,20 @@ stripped() { "$1" -o "$work/stripped.tmp" "$2" && stat -c %s "$work/stripped.tmp
       armv7*) printf ', "armv7": %d' "$(stripped arm-linux-gnueabihf-strip "$target/$t/release/libfleets.so")" ;;
     esac
   done
-  printf '}, "debian": {'
+  # The fleets CLI (cli/): one static executable, libfleets linked in.
+  printf '}, "cli": {"x86_64": %d' "$(stripped strip "$target/release/fleets")"
+  for t in "${cross_built[@]}"; do
+    [[ -f "$target/$t/release/fleets" ]] || continue # a smoke run reuses a library-only build
+    case $t in
+      aarch64*) printf ', "aarch64": %d' "$(stripped aarch64-linux-gnu-strip "$target/$t/release/fleets")" ;;
+      armv7*) printf ', "armv7": %d' "$(stripped arm-linux-gnueabihf-strip "$target/$t/release/fleets")" ;;
+    esac
+  done
+  printf '}'
+  if command -v curl >/dev/null; then
+    printf ', "curl_tool": %d' "$(stripped strip "$(command -v curl)")"
+  fi
+  printf ', "debian": {'
   sep=
   for l in libcurl.so.4 libssl.so.3 libcrypto.so.3; do
     p=$(ldd "$work/curl_loop" | awk -v l="$l" '$1 == l {print $3}')

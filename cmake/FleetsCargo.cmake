@@ -10,7 +10,7 @@
 #   FLEETS_RUST_TARGET      Rust target triple; empty = host (set by cmake/toolchains/*.cmake)
 #   FLEETS_CARGO_TARGET_DIR cargo target directory (default: <source>/target, shared with cargo)
 #   FLEETS_CARGO_PROFILE    cargo profile (default: release)
-#   FLEETS_CARGO_FLAGS      extra arguments to `cargo build` (e.g. --locked;--offline)
+#   FLEETS_CARGO_FLAGS      extra arguments to `cargo build` (default --locked; e.g. --locked;--offline)
 #   FLEETS_CARGO_OPT_LEVEL  override the profile's opt-level (e.g. s); empty = Cargo.toml
 #
 # Outputs:
@@ -29,7 +29,8 @@ set(FLEETS_RUST_TARGET "${FLEETS_RUST_TARGET}" CACHE STRING
     "Rust target triple (empty = host); cmake/toolchains/*.cmake set it")
 set(FLEETS_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target" CACHE PATH "cargo target directory")
 set(FLEETS_CARGO_PROFILE "release" CACHE STRING "cargo profile used for the library")
-set(FLEETS_CARGO_FLAGS "" CACHE STRING "extra arguments for cargo build (;-separated)")
+set(FLEETS_CARGO_FLAGS "--locked" CACHE STRING
+    "extra arguments for cargo build (;-separated); --locked: use the committed Cargo.lock")
 set(FLEETS_CARGO_OPT_LEVEL "" CACHE STRING
     "Override the cargo profile's opt-level (e.g. s: ~12% smaller library, ~15-20% more CPU per request); empty = Cargo.toml")
 

@@ -34,7 +34,20 @@
 #define FLEETS_VERSION_PATCH 0
 
 
+/**
+ * Default `max_bytes` (8 MiB).
+ */
+#define FLEETS_OUTBOX_DEFAULT_MAX_BYTES ((8 * 1024) * 1024)
 
+/**
+ * Size of `fleets_outbox_stats_t.last_error_message`, NUL included.
+ */
+#define FLEETS_OUTBOX_MESSAGE_BYTES 256
+
+/**
+ * The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
+ */
+#define FLEETS_MAX_RESPONSE_BYTES_LIMIT 16777216
 
 /**
  * `fleets_download` flag: send the API key and secret to the URL's host even when it is not
@@ -69,6 +82,17 @@ typedef struct fleets_client fleets_client;
  * be freed right after.
  */
 typedef struct fleets_config fleets_config;
+
+/**
+ * A durable outbox (opaque): a queue of events, shadow reports, command responses and job
+ * updates kept in a directory, delivered by `fleets_outbox_flush`. Created by
+ * `fleets_outbox_open`, freed by `fleets_outbox_close`.
+ *
+ * Thread-safety: safe to use from many threads at once. Enqueues are serialised by an
+ * internal lock held for the file write and sync; flushes run one at a time and do not block
+ * enqueues while a request is in flight. Close it only when no call on it is running.
+ */
+typedef struct fleets_outbox fleets_outbox;
 
 /**
  * Result of every fallible function. `FLEETS_OK` (0) is success; the other values are the
@@ -168,6 +192,131 @@ typedef struct {
    */
   uint64_t last_latency_us;
 } fleets_client_stats_t;
+
+/**
+ * When an enqueued record reaches stable storage (`fleets_outbox_options_t.sync`).
+ */
+typedef uint32_t fleets_outbox_sync;
+
+/**
+ * What an enqueue does when its record does not fit in `max_bytes`
+ * (`fleets_outbox_options_t.when_full`).
+ */
+typedef uint32_t fleets_outbox_when_full;
+
+/**
+ * Settings of `fleets_outbox_open`. Zero-initialise it (`fleets_outbox_options_t opts =
+ * {0};` in C, `{}` in C++) and set what you need: every zero field means its default, and a
+ * NULL pointer means all defaults. Fields may be added at the end in a later minor version
+ * (0.x) or major version, so always zero-initialise.
+ */
+typedef struct {
+  /**
+   * `FLEETS_OUTBOX_SYNC_ALWAYS` (0, default) or `FLEETS_OUTBOX_SYNC_BATCH`.
+   */
+  fleets_outbox_sync sync;
+  /**
+   * Batch: longest time a record stays unsynced, in milliseconds (0: 1000).
+   */
+  uint32_t batch_max_ms;
+  /**
+   * Batch: most records left unsynced (0: 100).
+   */
+  uint32_t batch_max_records;
+  /**
+   * `FLEETS_OUTBOX_FULL_DROP_OLDEST_EVENTS` (0, default) or `FLEETS_OUTBOX_FULL_REFUSE`.
+   */
+  fleets_outbox_when_full when_full;
+  /**
+   * Most bytes of queued records, as stored (0: 8 MiB; at least 64 KiB, at most 1 GiB).
+   * The directory's files take at most this plus two segments of an eighth of it.
+   */
+  uint64_t max_bytes;
+  /**
+   * Records older than this many milliseconds are dropped unsent, counted in
+   * `dropped_records` (0: kept until delivered). Ages use the wall clock.
+   */
+  uint64_t ttl_ms;
+} fleets_outbox_options;
+
+/**
+ * Options; see `struct fleets_outbox_options`.
+ */
+typedef fleets_outbox_options fleets_outbox_options_t;
+
+/**
+ * Outbox handle; see `struct fleets_outbox`.
+ */
+typedef fleets_outbox fleets_outbox_t;
+
+/**
+ * What `fleets_outbox_stats` reports. Counts are since the handle was opened.
+ */
+typedef struct {
+  /**
+   * Records waiting for delivery.
+   */
+  uint64_t queued_records;
+  /**
+   * Their size as stored (framing included); at most `max_bytes`.
+   */
+  uint64_t queued_bytes;
+  /**
+   * Age of the oldest queued record in milliseconds (wall clock); 0 when empty.
+   */
+  uint64_t oldest_age_ms;
+  /**
+   * Records the server accepted (each record of a coalesced report counts).
+   */
+  uint64_t delivered_records;
+  /**
+   * Records dropped unsent: older than the TTL, or evicted when full.
+   */
+  uint64_t dropped_records;
+  /**
+   * Records the server rejected for good (HTTP 4xx other than 401, 403, 408, 429): not
+   * retried; the last one's error is in `last_error*`.
+   */
+  uint64_t dead_lettered_records;
+  /**
+   * Damaged records skipped (found at open, or when read back for delivery).
+   */
+  uint64_t corrupt_records;
+  /**
+   * Bytes of a torn write cut off the end of the newest file at open.
+   */
+  uint64_t torn_bytes;
+  /**
+   * Size of the outbox's files now.
+   */
+  uint64_t disk_bytes;
+  /**
+   * Bytes written to the files since open (records, acknowledgements, headers).
+   */
+  uint64_t written_bytes;
+  /**
+   * fsync/fdatasync calls since open (files and directory).
+   */
+  uint64_t syncs;
+  /**
+   * The last failure: of a dead-lettered record, of the request that stopped a flush, or
+   * of the storage; `FLEETS_OK` when there was none.
+   */
+  fleets_result last_error;
+  /**
+   * Its HTTP status, 0 when it had no response.
+   */
+  int32_t last_error_http_status;
+  /**
+   * Its message, NUL-terminated, truncated to fit (never contains the API secret).
+   */
+  char last_error_message[FLEETS_OUTBOX_MESSAGE_BYTES];
+} fleets_outbox_statistics;
+
+/**
+ * Statistics; see `struct fleets_outbox_statistics` (the function `fleets_outbox_stats` fills it).
+ */
+typedef fleets_outbox_statistics fleets_outbox_stats_t;
 
 /**
  * Called by `fleets_shadow_sync` with one top-level property of the shadow's `delta`: its
@@ -386,6 +535,34 @@ typedef bool (*fleets_progress_fn)(uint64_t received,
 #define FLEETS_LOG_DEBUG 4
 
 /**
+ * The default: each enqueue writes its record and syncs it (fdatasync) before it returns.
+ * A crash or power cut loses no record whose enqueue returned `FLEETS_OK`. One write and one
+ * sync per record.
+ */
+#define FLEETS_OUTBOX_SYNC_ALWAYS 0
+
+/**
+ * Enqueues write without syncing; records are synced at the latest `batch_max_ms` after the
+ * first unsynced one (by a background thread of the outbox), or as soon as
+ * `batch_max_records` are unsynced. A process crash loses nothing (the kernel keeps what was
+ * written); a power cut or kernel crash may lose the records enqueued since the last sync,
+ * at most `batch_max_records`, always the newest ones.
+ */
+#define FLEETS_OUTBOX_SYNC_BATCH 1
+
+/**
+ * The default: drop the oldest queued events (never reports, command responses or job
+ * updates) until the new record fits, counting them in `dropped_records`; when dropping
+ * every queued event would not make room, refuse it with `FLEETS_ERR_OUTBOX_FULL`.
+ */
+#define FLEETS_OUTBOX_FULL_DROP_OLDEST_EVENTS 0
+
+/**
+ * Refuse the new record with `FLEETS_ERR_OUTBOX_FULL`; keep everything queued.
+ */
+#define FLEETS_OUTBOX_FULL_REFUSE 1
+
+/**
  * Success (HTTP 2xx for API calls).
  */
 #define FLEETS_OK 0
@@ -519,17 +696,44 @@ typedef bool (*fleets_progress_fn)(uint64_t received,
 #define FLEETS_ERR_RANGE_NOT_SUPPORTED 311
 
 /**
- * Local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a download.
- * Partial downloads are kept so that the download resumes once space is freed.
+ * Outbox: reading, writing or syncing its files failed (disk full, read-only file system,
+ * I/O error). An enqueue that returns it did not store the record.
+ */
+#define FLEETS_ERR_STORAGE_IO 400
+
+/**
+ * Outbox: the record does not fit in `max_bytes` and the full policy refuses it (or no
+ * event is left to drop). Nothing was stored.
+ */
+#define FLEETS_ERR_OUTBOX_FULL 401
+
+/**
+ * Outbox: another handle, in this process or another, has the directory open (it holds the
+ * directory's `LOCK` file). Close it first; the lock is released when its process exits.
+ */
+#define FLEETS_ERR_OUTBOX_LOCKED 402
+
+/**
+ * Outbox: the directory holds outbox files this library cannot use (written by a newer
+ * format version). They are left untouched.
+ */
+#define FLEETS_ERR_OUTBOX_CORRUPT 403
+
+/**
+ * Workflows: local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a
+ * download. Partial downloads are kept so that the download resumes once space is freed.
+ * Requests may have been sent before (the outbox reports a full disk as
+ * `FLEETS_ERR_STORAGE_IO`).
  */
 #define FLEETS_ERR_DISK_FULL 420
 
 /**
- * A local file (a state file, a download) could not be created, read, written, synced or
- * renamed, for a reason other than a full disk (permissions, I/O error, a missing
- * directory, a state file that is not ours); the message names the file.
+ * Workflows: a local file (a state file, a download) could not be created, read, written,
+ * synced or renamed, for a reason other than a full disk (permissions, I/O error, a missing
+ * directory, a state file that is not ours); the message names the file. Requests may have
+ * been sent before.
  */
-#define FLEETS_ERR_STORAGE 421
+#define FLEETS_ERR_LOCAL_FILE 421
 
 /**
  * A bug: a panic was caught at the C boundary.
@@ -1162,10 +1366,11 @@ const char *fleets_version(void);
  * Whether an API call that returned `result` may have delivered its request to the server:
  * true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, `FLEETS_ERR_CANCELED` (a workflow
  * stopped by its callback), a timeout or I/O failure (2xx after the connection was made),
- * every HTTP status or response error (3xx), local storage errors (4xx: a workflow may have
- * sent requests before) and 9xx; false when the request certainly was not sent (the other
- * 1xx argument and configuration errors, `FLEETS_ERR_CONNECT`, `FLEETS_ERR_TLS`), so that
- * sending it again cannot make a duplicate. An unknown value is
+ * every HTTP status or response error (3xx), the workflows' local-storage results
+ * (`FLEETS_ERR_DISK_FULL`, `FLEETS_ERR_LOCAL_FILE`: requests may have been sent before) and
+ * 9xx; false when the request certainly was not sent (the other 1xx argument and
+ * configuration errors, `FLEETS_ERR_CONNECT`, `FLEETS_ERR_TLS`, and the 4xx local-storage
+ * results of the outbox), so that sending it again cannot make a duplicate. An unknown value is
  * treated as "may have been sent". Thread-safe; no state.
  */
 bool fleets_result_request_sent(fleets_result result);
@@ -1261,6 +1466,170 @@ fleets_result fleets_client_stats(const fleets_client_t *client,
                                   fleets_client_stats_t *out);
 
 /**
+ * Opens the outbox stored in directory `dir` (created if missing, with its parents) and
+ * recovers what is queued there.
+ *
+ * Recovery reads every record: a torn write at the end of the newest file (a crash in the
+ * middle of an enqueue) is cut off; a damaged record in the middle is skipped and counted in
+ * `corrupt_records`, the records around it are kept. Nothing acknowledged is lost.
+ *
+ * - `dir` is required; the outbox owns its files (`LOCK` and `seg-*.log`); use one directory
+ *   per outbox, on a file system that honours fsync.
+ * - `opts` may be NULL (all defaults); it is only read during the call.
+ * - On success `*out` receives a handle to close with `fleets_outbox_close`.
+ *
+ * Errors: `FLEETS_ERR_OUTBOX_LOCKED` when another handle, in this process or another, has
+ * the directory open (the lock is released when that handle is closed or its process ends,
+ * however it ends); `FLEETS_ERR_OUTBOX_CORRUPT` for files of a newer format (left
+ * untouched); `FLEETS_ERR_STORAGE_IO`; `FLEETS_ERR_INVALID_ARGUMENT` for an unknown `sync`
+ * or `when_full`, or `max_bytes` out of range. Thread-safe.
+ *
+ * # Safety
+ * `dir` is NULL or NUL-terminated; `opts` is NULL or points to a `fleets_outbox_options_t`;
+ * `out` is NULL or valid for one pointer write.
+ */
+fleets_result fleets_outbox_open(const char *dir,
+                                 const fleets_outbox_options_t *opts,
+                                 fleets_outbox_t **out);
+
+/**
+ * Closes an outbox: syncs what is not synced yet (batch policy), stops its sync thread,
+ * releases the directory and frees the handle. Returns `FLEETS_ERR_STORAGE_IO` if that last
+ * sync failed (the handle is freed all the same). NULL is a no-op returning `FLEETS_OK`.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox on which no call is running, not used again after this
+ * call.
+ */
+fleets_result fleets_outbox_close(fleets_outbox_t *outbox);
+
+/**
+ * Queues a shadow report for delivery by `fleets_outbox_flush`. Arguments as for
+ * `fleets_shadow_report` (without the response buffer), checked the same way before anything
+ * is stored: a rejected argument stores nothing.
+ *
+ * Reports of the same thing still queued at delivery are merged, in order, into one report
+ * (a `null` deletes, as the server would), so a long outage sends one report per thing; a
+ * report whose merge could not be exact (a key replaced by a value and then merged into as
+ * an object) starts a new one. A report with a non-zero `version` is never merged, and the
+ * merging means the shadow version moves once per sent report. Without a `client_token` one
+ * is generated now (`fleets-` and 16 hex digits) and kept with the record: a merged report
+ * carries its first record's token, so a repeat after an ambiguous failure is recognisable.
+ *
+ * Returns when the record is durable as the sync policy says (see
+ * `FLEETS_OUTBOX_SYNC_ALWAYS`). Errors: the argument errors of `fleets_shadow_report`,
+ * `FLEETS_ERR_OUTBOX_FULL`, `FLEETS_ERR_STORAGE_IO` (nothing stored). Thread-safe.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox; non-NULL strings are NUL-terminated.
+ */
+fleets_result fleets_outbox_enqueue_report(const fleets_outbox_t *outbox,
+                                           const char *thing_name,
+                                           const char *reported_json,
+                                           const char *client_token,
+                                           uint64_t version);
+
+/**
+ * Queues an event. Arguments as for `fleets_event_publish` (without the response buffer),
+ * checked the same way before anything is stored. A `timestamp_ms` of 0 becomes the time of
+ * the enqueue, not of the delivery. Events are delivered in order, each once or more (a
+ * crash between the server's answer and the outbox noting it sends it again: the repeat has
+ * the same timestamp and data). Durability, errors and thread-safety as for
+ * `fleets_outbox_enqueue_report`.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox; non-NULL strings are NUL-terminated.
+ */
+fleets_result fleets_outbox_enqueue_event(const fleets_outbox_t *outbox,
+                                          const char *thing_name,
+                                          const char *event_type,
+                                          fleets_severity severity,
+                                          int64_t timestamp_ms,
+                                          const char *data_json,
+                                          const char *app_id);
+
+/**
+ * Queues a command response. Arguments as for `fleets_command_respond` (without the
+ * response buffer), checked the same way before anything is stored. A `timestamp` of 0
+ * becomes the time of the enqueue. If the server answers `FLEETS_ERR_CONFLICT` to a repeat
+ * after an earlier attempt that may have arrived (timeout, broken connection), the response
+ * counts as delivered. Durability, errors and thread-safety as for
+ * `fleets_outbox_enqueue_report`.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox; non-NULL strings are NUL-terminated.
+ */
+fleets_result fleets_outbox_enqueue_command_response(const fleets_outbox_t *outbox,
+                                                     const char *thing_name,
+                                                     const char *execution_id,
+                                                     fleets_execution_status status,
+                                                     const char *result_json,
+                                                     int64_t timestamp);
+
+/**
+ * Queues a job execution update. Arguments as for `fleets_jobs_update` (without the
+ * response buffer), checked the same way before anything is stored. Without a
+ * `client_token` one is generated now and kept with the record, so every attempt carries
+ * the same token. A conflict answering a repeat counts as delivered, as for
+ * `fleets_outbox_enqueue_command_response`. Durability, errors and thread-safety as for
+ * `fleets_outbox_enqueue_report`.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox; non-NULL strings are NUL-terminated.
+ */
+fleets_result fleets_outbox_enqueue_job_update(const fleets_outbox_t *outbox,
+                                               const char *thing_name,
+                                               const char *job_id,
+                                               fleets_execution_status status,
+                                               const char *status_details_json,
+                                               uint64_t expected_version,
+                                               const char *client_token);
+
+/**
+ * Delivers queued records in order through `client`, for at most `max_ms` milliseconds
+ * (0: no limit besides the client's own timeouts). Each record, or merged report, is one
+ * request sent once (the outbox is the retry; the client's retry policy does not apply);
+ * no new request starts after `max_ms`, and the one in flight gets what is left of it.
+ *
+ * - A 2xx removes the record from the queue.
+ * - HTTP 4xx other than 401, 403, 408 and 429 means the server will never take the record:
+ *   it is removed and counted in `dead_lettered_records`, its error kept in the stats'
+ *   `last_error*`, and the flush goes on.
+ * - Anything else stops the flush and keeps the record and the order for the next flush:
+ *   no connection, timeout, TLS failure, HTTP 5xx, 429, 408, 401/403 (credentials are not
+ *   the record's fault), a redirect. The function then returns that error;
+ *   `fleets_last_error_message`, `fleets_last_http_status` and `fleets_last_retry_after_ms`
+ *   describe it.
+ *
+ * Returns `FLEETS_OK` when the queue emptied or the time ran out (see the stats'
+ * `queued_records`). `*delivered` (may be NULL) receives the number of records the server
+ * accepted during this call, on success and on failure alike.
+ *
+ * Delivery is at least once: a crash, power cut or ambiguous failure (timeout after the
+ * request left) between the server's answer and the outbox noting it sends the record again.
+ * Thread-safe: flushes run one at a time; enqueues from other threads go on meanwhile.
+ *
+ * # Safety
+ * `outbox` and `client` are NULL or live handles; `delivered` is NULL or valid for one
+ * `uint64_t` write.
+ */
+fleets_result fleets_outbox_flush(const fleets_outbox_t *outbox,
+                                  const fleets_client_t *client,
+                                  uint32_t max_ms,
+                                  uint64_t *delivered);
+
+/**
+ * Copies the outbox's counters and last error into `*out` (written only on success). No
+ * I/O; thread-safe.
+ *
+ * # Safety
+ * `outbox` is NULL or a live outbox; `out` is NULL or valid for one
+ * `fleets_outbox_stats_t` write.
+ */
+fleets_result fleets_outbox_stats(const fleets_outbox_t *outbox,
+                                  fleets_outbox_stats_t *out);
+
+/**
  * Syncs the thing's desired state into the device: reads the shadow and, when its `delta`
  * is not empty and its `version` is newer than `*applied_version`, calls `on_delta` for
  * each top-level delta property (keys in sorted order), reports the accepted values with
@@ -1301,8 +1670,8 @@ fleets_result fleets_shadow_sync(const fleets_client_t *client,
  * file replaced atomically and synced; a missing file means 0; written when the version
  * changes). `applied_version` (NULL = not wanted) receives the version now applied.
  *
- * Errors: those of `fleets_shadow_sync`; `FLEETS_ERR_STORAGE` for a file that cannot be read
- * or is not such a state file; `FLEETS_ERR_DISK_FULL` or `FLEETS_ERR_STORAGE` when it cannot
+ * Errors: those of `fleets_shadow_sync`; `FLEETS_ERR_LOCAL_FILE` for a file that cannot be read
+ * or is not such a state file; `FLEETS_ERR_DISK_FULL` or `FLEETS_ERR_LOCAL_FILE` when it cannot
  * be written (the sync itself happened). Callback rules and thread-safety as for
  * `fleets_shadow_sync`; one sync per state file at a time.
  *
@@ -1342,7 +1711,7 @@ fleets_result fleets_shadow_sync_with_state_file(const fleets_client_t *client,
  *
  * `client`, `thing_name`, `handlers`, `state_dir` and `outcome` are required; every
  * `handlers->handlers[i]` needs an `action` and a `run`. Errors: `FLEETS_ERR_NULL_ARGUMENT`,
- * `FLEETS_ERR_INVALID_ARGUMENT` (thing name), `FLEETS_ERR_STORAGE` or `FLEETS_ERR_DISK_FULL`
+ * `FLEETS_ERR_INVALID_ARGUMENT` (thing name), `FLEETS_ERR_LOCAL_FILE` or `FLEETS_ERR_DISK_FULL`
  * (the state directory), `FLEETS_ERR_INVALID_JSON` (a handler wrote details that are not a
  * JSON object, or no NUL within `details_cap`; the step counts as attempted), and those of
  * the jobs calls (the state stays as last written; the next run picks up from there).
@@ -1398,7 +1767,7 @@ fleets_result fleets_job_agent_run_once(const fleets_client_t *client,
  * argument errors (nothing sent), transport and HTTP errors (`fleets_last_http_status` as
  * for the calls), `FLEETS_ERR_HASH_MISMATCH`, `FLEETS_ERR_RANGE_NOT_SUPPORTED`,
  * `FLEETS_ERR_DISK_FULL` (the partial file stays: free space and call again),
- * `FLEETS_ERR_STORAGE` (the message names the file), `FLEETS_ERR_CANCELED`.
+ * `FLEETS_ERR_LOCAL_FILE` (the message names the file), `FLEETS_ERR_CANCELED`.
  *
  * `progress` runs on the calling thread, inside this call, and may call other `fleets_*`
  * functions. Thread-safe like the other calls; one download per `dest_path` at a time.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ureq::http::{header, HeaderValue, Uri};
@@ -16,6 +16,7 @@ use crate::config::{Config, TrustAnchors};
 use crate::error::{Error, Result};
 use crate::logging::{self, LogLevel};
 use crate::redact::{self, Secrets};
+use crate::request;
 use crate::resolve::CachingResolver;
 use crate::response::{self, Response, ResponseHeaders};
 use crate::retry::{self, RetryPolicy};
@@ -34,9 +35,6 @@ pub const MAX_RESPONSE_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_IDLE_CONNECTIONS: usize = 8;
 /// How long an idle connection is kept for reuse.
 pub const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
-/// Room for a request body's keys, punctuation, client token and numbers beyond the
-/// caller's strings.
-const BODY_OVERHEAD_BYTES: usize = 160;
 
 /// Options of [`Client::shadow_report`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,6 +85,15 @@ pub struct Client {
 enum Repeat {
     Safe,
     Never,
+}
+
+/// Where a request body stored by the outbox goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredTarget<'a> {
+    Report,
+    Event,
+    CommandResponse,
+    JobUpdate { job_id: &'a str },
 }
 
 impl Repeat {
@@ -190,17 +197,10 @@ impl Client {
     ) -> Result<Response> {
         let generated = self.token_to_generate(options.client_token);
         let client_token = validate::client_token(options.client_token)?.or(generated.as_deref());
-        let body = wire::ShadowReport {
-            thing_name: validate::identifier("thing_name", thing_name)?,
-            state: wire::ReportedState {
-                reported: JsonObject::parse("reported_json", reported_json)?,
-            },
-            client_token,
-            version: (options.version != 0).then_some(options.version),
-        };
-        let hint = thing_name.len() + reported_json.len();
+        let report =
+            request::Report::checked(thing_name, reported_json, client_token, options.version)?;
         let repeat = Repeat::with_token(client_token);
-        self.post(self.report_uri.clone(), &body, hint, repeat)
+        self.send(self.report_uri.clone(), Some(&report.body()?), repeat)
     }
 
     /// `GET /api/v1/thing-datas/{thingName}/shadow`: reported, desired, delta, version.
@@ -212,22 +212,8 @@ impl Client {
 
     /// `POST /api/v1/thing-datas/events`.
     pub fn event_publish(&self, thing_name: &str, event: Event<'_>) -> Result<Response> {
-        let body = wire::EventBody {
-            thing_name: validate::identifier("thing_name", thing_name)?,
-            event_type: validate::label("event_type", event.event_type)?,
-            severity: event.severity,
-            timestamp: timestamp_or_now(event.timestamp_ms, "timestamp_ms", unix_millis)?,
-            data: JsonObject::parse_opt("data_json", event.data_json)?,
-            app_id: event
-                .app_id
-                .map(|a| validate::label("app_id", a))
-                .transpose()?,
-        };
-        let hint = thing_name.len()
-            + event.event_type.len()
-            + event.data_json.map_or(0, str::len)
-            + event.app_id.map_or(0, str::len);
-        self.post(self.events_uri.clone(), &body, hint, Repeat::Never)
+        let body = request::event_body(thing_name, &event)?;
+        self.send(self.events_uri.clone(), Some(&body), Repeat::Never)
     }
 
     /// `POST /api/v1/thing-datas/command/response`; `timestamp` in Unix seconds, 0 = now.
@@ -239,18 +225,16 @@ impl Client {
         result_json: Option<&str>,
         timestamp: i64,
     ) -> Result<Response> {
-        let body = wire::CommandResponse {
-            thing_name: validate::identifier("thing_name", thing_name)?,
-            execution_id: validate::identifier("execution_id", execution_id)?,
+        let body = request::command_response_body(
+            thing_name,
+            execution_id,
             status,
-            result: JsonObject::parse_opt("result_json", result_json)?,
-            timestamp: timestamp_or_now(timestamp, "timestamp", unix_seconds)?,
-        };
-        let hint = thing_name.len() + execution_id.len() + result_json.map_or(0, str::len);
-        self.post(
+            result_json,
+            timestamp,
+        )?;
+        self.send(
             self.command_response_uri.clone(),
-            &body,
-            hint,
+            Some(&body),
             Repeat::Never,
         )
     }
@@ -328,17 +312,42 @@ impl Client {
     ) -> Result<Response> {
         let generated = self.token_to_generate(client_token);
         let client_token = validate::client_token(client_token)?.or(generated.as_deref());
-        let body = wire::JobUpdate {
-            thing_name: validate::identifier("thing_name", thing_name)?,
+        let (job_id, body) = request::job_update_body(
+            thing_name,
+            job_id,
             status,
-            status_details: JsonObject::parse_opt("status_details_json", status_details_json)?,
-            expected_version: (expected_version != 0).then_some(expected_version),
+            status_details_json,
+            expected_version,
             client_token,
-        };
-        let job_id = validate::identifier("job_id", job_id)?;
+        )?;
         let uri = self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?;
-        let hint = thing_name.len() + status_details_json.map_or(0, str::len);
-        self.post(uri, &body, hint, Repeat::with_token(client_token))
+        self.send(uri, Some(&body), Repeat::with_token(client_token))
+    }
+
+    /// Sends a stored request body once for the outbox: no retry after a transient failure
+    /// (the outbox is the retry: the record stays queued), but a resend on a fresh connection
+    /// when a kept-alive one turns out stale (the server never saw it). `deadline`, when
+    /// given, bounds the request more tightly than the configured request timeout.
+    pub(crate) fn send_stored(
+        &self,
+        target: StoredTarget<'_>,
+        body: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<Response> {
+        let uri = match target {
+            StoredTarget::Report => self.report_uri.clone(),
+            StoredTarget::Event => self.events_uri.clone(),
+            StoredTarget::CommandResponse => self.command_response_uri.clone(),
+            StoredTarget::JobUpdate { job_id } => {
+                self.uri(&format!("/api/v1/thing-datas/jobs/{job_id}/update"))?
+            }
+        };
+        let own_deadline = Instant::now() + self.request_timeout;
+        let (deadline, bounded) = match deadline {
+            Some(d) if d < own_deadline => (d, true),
+            _ => (own_deadline, false),
+        };
+        self.send_until(uri, Some(body), Repeat::Safe, deadline, 1, bounded)
     }
 
     fn uri(&self, path: &str) -> Result<Uri> {
@@ -362,10 +371,7 @@ impl Client {
         input_len: usize,
         repeat: Repeat,
     ) -> Result<Response> {
-        let mut json = Vec::with_capacity(input_len.saturating_add(BODY_OVERHEAD_BYTES));
-        serde_json::to_writer(&mut json, body).map_err(|e| {
-            Error::new(crate::ErrorCode::Internal, format!("encoding request: {e}"))
-        })?;
+        let json = request::serialise(body, input_len)?;
         self.send(uri, Some(&json), repeat)
     }
 
@@ -374,8 +380,23 @@ impl Client {
     /// is sent once more at once on a fresh connection, outside the retry budget: the server
     /// never saw it.
     fn send(&self, uri: Uri, body: Option<&[u8]>, repeat: Repeat) -> Result<Response> {
+        let deadline = Instant::now() + self.request_timeout;
+        let max_attempts = self.retry.max_attempts();
+        self.send_until(uri, body, repeat, deadline, max_attempts, false)
+    }
+
+    /// [`Client::send`] with its limits given: `deadline`, at most `max_attempts` tries, and
+    /// whether the deadline is tighter than the agent's own (then the first try gets it too).
+    fn send_until(
+        &self,
+        uri: Uri,
+        body: Option<&[u8]>,
+        repeat: Repeat,
+        deadline: Instant,
+        max_attempts: u32,
+        bounded_first: bool,
+    ) -> Result<Response> {
         let started = Instant::now();
-        let deadline = started + self.request_timeout;
         let method = if body.is_some() { "POST" } else { "GET" };
         Counters::add(&self.counters.calls, 1);
         let mut attempt = 1;
@@ -383,7 +404,7 @@ impl Client {
         let mut fresh_connection = false;
         let outcome = loop {
             // The agent's own deadline covers the first try; later ones get what is left.
-            let remaining = (attempt > 1 || fresh_connection)
+            let remaining = (attempt > 1 || fresh_connection || bounded_first)
                 .then(|| deadline.saturating_duration_since(Instant::now()));
             Counters::add(&self.counters.requests, 1);
             let tried = Instant::now();
@@ -421,8 +442,7 @@ impl Client {
                 fresh_connection = true;
                 continue;
             }
-            if repeat == Repeat::Safe && error.is_transient() && attempt < self.retry.max_attempts()
-            {
+            if repeat == Repeat::Safe && error.is_transient() && attempt < max_attempts {
                 let wait = self.retry.delay(attempt, error.retry_after());
                 if Instant::now() + wait < deadline {
                     Counters::add(&self.counters.retries, 1);
@@ -644,28 +664,4 @@ impl AsRef<[u8]> for ZeroizedBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
-}
-
-fn timestamp_or_now(value: i64, what: &str, now: fn() -> i64) -> Result<i64> {
-    match value {
-        0 => Ok(now()),
-        v if v < 0 => Err(Error::invalid_argument(format!(
-            "{what} must not be negative"
-        ))),
-        v => Ok(v),
-    }
-}
-
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-fn unix_millis() -> i64 {
-    i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
-}
-
-fn unix_seconds() -> i64 {
-    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
 }

@@ -58,10 +58,19 @@ pub enum ErrorCode {
     /// A download had to resume, the server ignored the `Range` request, and starting over
     /// was not allowed.
     RangeNotSupported = 311,
-    /// Local storage is full (`ENOSPC`, `EDQUOT`).
+    /// Reading, writing or syncing the outbox's files failed (disk full, read-only, I/O error).
+    StorageIo = 400,
+    /// The outbox is full: the record does not fit in `max_bytes` under the full policy.
+    OutboxFull = 401,
+    /// Another handle (in this process or another) has the outbox directory open.
+    OutboxLocked = 402,
+    /// The outbox directory holds files this library cannot read (e.g. from a newer format).
+    OutboxCorrupt = 403,
+    /// A workflow's local storage is full (`ENOSPC`, `EDQUOT`): a state file or a download.
     DiskFull = 420,
-    /// A local file could not be read, written, synced or renamed (other than a full disk).
-    Storage = 421,
+    /// A workflow's local file (a state file, a download) could not be created, read,
+    /// written, synced or renamed, for another reason than a full disk.
+    LocalFile = 421,
     /// A panic was caught at the C boundary (a bug).
     Panic = 900,
     /// A bug or resource exhaustion with no better code.
@@ -70,7 +79,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in value order.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::NullArgument,
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidJson,
@@ -95,8 +104,12 @@ impl ErrorCode {
         ErrorCode::BadResponse,
         ErrorCode::HashMismatch,
         ErrorCode::RangeNotSupported,
+        ErrorCode::StorageIo,
+        ErrorCode::OutboxFull,
+        ErrorCode::OutboxLocked,
+        ErrorCode::OutboxCorrupt,
         ErrorCode::DiskFull,
-        ErrorCode::Storage,
+        ErrorCode::LocalFile,
         ErrorCode::Panic,
         ErrorCode::Internal,
     ];
@@ -135,7 +148,11 @@ impl ErrorCode {
             ErrorCode::HashMismatch => c"FLEETS_ERR_HASH_MISMATCH",
             ErrorCode::RangeNotSupported => c"FLEETS_ERR_RANGE_NOT_SUPPORTED",
             ErrorCode::DiskFull => c"FLEETS_ERR_DISK_FULL",
-            ErrorCode::Storage => c"FLEETS_ERR_STORAGE",
+            ErrorCode::LocalFile => c"FLEETS_ERR_LOCAL_FILE",
+            ErrorCode::StorageIo => c"FLEETS_ERR_STORAGE_IO",
+            ErrorCode::OutboxFull => c"FLEETS_ERR_OUTBOX_FULL",
+            ErrorCode::OutboxLocked => c"FLEETS_ERR_OUTBOX_LOCKED",
+            ErrorCode::OutboxCorrupt => c"FLEETS_ERR_OUTBOX_CORRUPT",
             ErrorCode::Panic => c"FLEETS_ERR_PANIC",
             ErrorCode::Internal => c"FLEETS_ERR_INTERNAL",
         }
@@ -144,7 +161,7 @@ impl ErrorCode {
     /// Whether a call that ended with this code may have delivered its request to the server:
     /// false only when it certainly did not (refused arguments, no connection, TLS failure),
     /// so that sending it again cannot make a duplicate.
-    pub fn request_may_have_been_sent(self) -> bool {
+    pub fn request_sent(self) -> bool {
         !matches!(
             self,
             ErrorCode::NullArgument
@@ -155,6 +172,10 @@ impl ErrorCode {
                 | ErrorCode::JsonType
                 | ErrorCode::Connect
                 | ErrorCode::Tls
+                | ErrorCode::StorageIo
+                | ErrorCode::OutboxFull
+                | ErrorCode::OutboxLocked
+                | ErrorCode::OutboxCorrupt
         )
     }
 

@@ -27,7 +27,11 @@ pub mod json;
 /// cbindgen:ignore
 mod logging;
 /// cbindgen:ignore
+mod outbox;
+/// cbindgen:ignore
 mod redact;
+/// cbindgen:ignore
+mod request;
 /// cbindgen:ignore
 mod resolve;
 /// cbindgen:ignore
@@ -54,7 +58,12 @@ pub use config::{
     MAX_PEM_FILE_BYTES, MAX_RESPONSE_BYTES_LIMIT,
 };
 pub use error::{Error, ErrorCode, Result};
-pub use logging::{clear_log_hook, set_log_hook, LogLevel};
+pub use logging::{clear_log_callback, set_log_callback, LogLevel};
+pub use outbox::{
+    FlushOutcome, FullPolicy, Outbox, OutboxOptions, OutboxStats, SyncPolicy,
+    DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_RECORDS, DEFAULT_OUTBOX_MAX_BYTES,
+    MAX_OUTBOX_MAX_BYTES, MIN_OUTBOX_MAX_BYTES,
+};
 pub use response::Response;
 pub use retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,

@@ -43,14 +43,17 @@ static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
 
 /// Installs `hook` for messages at `max_level` and above (replacing any earlier hook). The
 /// hook runs on the thread that makes the call, possibly on several threads at once.
-pub fn set_log_hook(max_level: LogLevel, hook: impl Fn(LogLevel, &str) + Send + Sync + 'static) {
+pub fn set_log_callback(
+    max_level: LogLevel,
+    hook: impl Fn(LogLevel, &str) + Send + Sync + 'static,
+) {
     let mut slot = HOOK.write().unwrap_or_else(|e| e.into_inner());
     *slot = Some(Arc::new(hook));
     MAX_LEVEL.store(max_level as u32, Ordering::Release);
 }
 
 /// Removes the hook: nothing is logged any more.
-pub fn clear_log_hook() {
+pub fn clear_log_callback() {
     MAX_LEVEL.store(0, Ordering::Release);
     *HOOK.write().unwrap_or_else(|e| e.into_inner()) = None;
 }
@@ -82,13 +85,13 @@ mod tests {
     fn levels_filter_and_clear_stops() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        set_log_hook(LogLevel::Info, move |level, message| {
+        set_log_callback(LogLevel::Info, move |level, message| {
             sink.lock().unwrap().push((level, message.to_owned()));
         });
         log(LogLevel::Debug, format_args!("not wanted"));
         log(LogLevel::Info, format_args!("retry\nforged"));
         log(LogLevel::Error, format_args!("bug"));
-        clear_log_hook();
+        clear_log_callback();
         log(LogLevel::Error, format_args!("after clear"));
         let seen = seen.lock().unwrap();
         assert_eq!(

@@ -479,7 +479,7 @@ fn http_statuses_and_arguments() {
             no_progress,
         )
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Storage, "{err}");
+    assert_eq!(err.code(), ErrorCode::LocalFile, "{err}");
     assert!(
         err.message().contains("/nonexistent-fleets-dir/f.part"),
         "{err}"

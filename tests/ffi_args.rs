@@ -602,7 +602,7 @@ fn request_sent_tells_the_groups_apart() {
         (FLEETS_ERR_CANCELED, true),
         (FLEETS_ERR_HASH_MISMATCH, true),
         (FLEETS_ERR_DISK_FULL, true),
-        (FLEETS_ERR_STORAGE, true),
+        (FLEETS_ERR_LOCAL_FILE, true),
         (12345, true),
     ] {
         assert_eq!(fleets_result_request_sent(result), sent, "{result}");

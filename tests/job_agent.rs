@@ -353,11 +353,11 @@ fn state_directory_problems_are_storage_errors() {
     let err = JobAgent::new(THING, &missing)
         .run_once(&client)
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Storage);
+    assert_eq!(err.code(), ErrorCode::LocalFile);
     let dir = state_dir("corrupt");
     std::fs::write(dir.join(format!("fleets-job-{THING}.json")), b"{").unwrap();
     let err = JobAgent::new(THING, &dir).run_once(&client).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Storage);
+    assert_eq!(err.code(), ErrorCode::LocalFile);
     assert_eq!(emu.stats().total, 0, "nothing sent");
     let err = JobAgent::new("bad name", &dir)
         .run_once(&client)

@@ -180,7 +180,7 @@ fn the_state_file_keeps_the_applied_version() {
     let err = client
         .shadow_sync_with_state_file(THING, &state, |_, _| true)
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Storage);
+    assert_eq!(err.code(), ErrorCode::LocalFile);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -18,12 +18,12 @@ import (
 // The reported state both benchmarks send, pre-encoded so only the client is measured.
 var benchReported = json.RawMessage(`{"temperature":21.5,"humidity":58,"firmware":"2.0.0","uptime":123456}`)
 
-// BenchmarkReportShadow compares ReportShadow through libfleets with Go's net/http posting
+// BenchmarkShadowReport compares ShadowReport through libfleets with Go's net/http posting
 // the same body to the same emulator: one shared keep-alive Transport verifying the same CA,
 // with as many idle connections per host as libfleets pools (8), reading the whole body.
 //
-//	go test -run '^$' -bench ReportShadow -benchtime 3s
-func BenchmarkReportShadow(b *testing.B) {
+//	go test -run '^$' -bench ShadowReport -benchtime 3s
+func BenchmarkShadowReport(b *testing.B) {
 	c, err := fleets.NewClient(config())
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +47,7 @@ func BenchmarkReportShadow(b *testing.B) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(emu.APIKey+":"+emu.APISecret))
 
 	viaLibfleets := func(b *testing.B) {
-		if _, err := c.ReportShadow(thing, benchReported, nil); err != nil {
+		if _, err := c.ShadowReport(thing, benchReported, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

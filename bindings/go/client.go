@@ -14,6 +14,7 @@ import "C"
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"runtime"
@@ -38,6 +39,7 @@ type Client struct {
 	endpoint string       // shown by String, redacted
 	creds    *credentials // scrubbed from error messages; never printed
 	flows    workflows    // workflows running (their callbacks may make calls): Close waits
+	final    ClientStats  // the counters at Close
 }
 
 // String describes the client without credentials: "fleets.Client{https://host open}".
@@ -205,15 +207,18 @@ func prepare(cfg Config) (_ *settings, err error) {
 	if cfg.MaxResponseBytes < 0 {
 		return nil, invalidArg("MaxResponseBytes %d is negative", cfg.MaxResponseBytes)
 	}
+	if cfg.MaxResponseBytes > MaxResponseBytesLimit {
+		return nil, invalidConfig(fmt.Sprintf("MaxResponseBytes %d is over the limit of %d (16 MiB)", cfg.MaxResponseBytes, MaxResponseBytesLimit))
+	}
 	return s, nil
 }
 
 // NewClientFromEnv creates a client from the environment variables FLEETS_ENDPOINT,
 // FLEETS_API_KEY, FLEETS_API_SECRET and, when set and non-empty, FLEETS_CA_FILE, with the
 // library defaults for everything else (timeouts, retries, response limit). A proxy comes
-// from HTTPS_PROXY (HTTP_PROXY for an http:// loopback endpoint; lower-case names accepted)
-// unless NO_PROXY names the endpoint's host. A missing variable is ErrInvalidConfig (the
-// message names it).
+// from HTTPS_PROXY (lower-case name accepted) unless NO_PROXY names the endpoint's host; a
+// loopback endpoint never uses a proxy. A missing variable is ErrInvalidConfig (the message
+// names it).
 func NewClientFromEnv() (*Client, error) {
 	endpoint := os.Getenv("FLEETS_ENDPOINT")
 	creds := &credentials{key: os.Getenv("FLEETS_API_KEY"), secret: os.Getenv("FLEETS_API_SECRET"),
@@ -246,8 +251,8 @@ func freeHandle(h unsafe.Pointer) {
 }
 
 // Close releases the client and its connections. It waits for calls in progress on other
-// goroutines to finish; later calls fail with ErrClosed. Close is idempotent and always
-// returns nil.
+// goroutines to finish; later calls fail with ErrClosed, and Stats returns the counters as
+// they were at Close. Close is idempotent and always returns nil.
 func (c *Client) Close() error {
 	c.flows.drain()
 	c.mu.Lock()
@@ -256,25 +261,59 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.cleanup.Stop()
+	c.final = stats(c.h)
 	freeHandle(unsafe.Pointer(c.h))
 	c.h = nil
 	runtime.KeepAlive(c)
 	return nil
 }
 
+// Stats returns the client's counters since it was created (fleets_client_stats); after
+// Close, the counters as they were then. A snapshot taken while other goroutines call may
+// mix values from just before and just after a concurrent call.
+func (c *Client) Stats() ClientStats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.h == nil {
+		return c.final
+	}
+	s := stats(c.h)
+	runtime.KeepAlive(c)
+	return s
+}
+
+func stats(h *C.fleets_client_t) ClientStats {
+	var raw C.fleets_client_stats_t
+	// Both pointers are valid: the only failure is a NULL argument.
+	if C.fleets_client_stats(h, &raw) != C.FLEETS_OK {
+		return ClientStats{}
+	}
+	return ClientStats{
+		Calls:         uint64(raw.calls),
+		Failures:      uint64(raw.failures),
+		Requests:      uint64(raw.requests),
+		Retries:       uint64(raw.retries),
+		StaleResends:  uint64(raw.stale_resends),
+		Connections:   uint64(raw.connections),
+		BytesSent:     uint64(raw.bytes_sent),
+		BytesReceived: uint64(raw.bytes_received),
+		LastLatency:   time.Duration(min(uint64(raw.last_latency_us), math.MaxInt64/uint64(time.Microsecond))) * time.Microsecond,
+	}
+}
+
 // ---------------------------------------------------------------- the calls
 
-// ReportShadow reports the device's state: POST /api/v1/thing-datas/shadow/reported.
+// ShadowReport reports the device's state: POST /api/v1/thing-datas/shadow/reported.
 //
 // reported must encode to a JSON object: a map, a struct, or a json.RawMessage (sent as
 // is). The server deep-merges it into the reported state; a nil member deletes that key.
 // opts may be nil. It returns the response body, e.g.
 // {"state":{"reported":{..}},"version":N,"timestamp":T}.
-func (c *Client) ReportShadow(thing string, reported any, opts *ReportOptions) (json.RawMessage, error) {
+func (c *Client) ShadowReport(thingName string, reported any, opts *ReportOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &ReportOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -292,10 +331,10 @@ func (c *Client) ReportShadow(thing string, reported any, opts *ReportOptions) (
 	})
 }
 
-// GetShadow reads the current shadow: GET /api/v1/thing-datas/{thing}/shadow. A
+// ShadowGet reads the current shadow: GET /api/v1/thing-datas/{thingName}/shadow. A
 // non-empty Delta holds desired values the device has not reported yet.
-func (c *Client) GetShadow(thing string) (*Shadow, error) {
-	name, err := cstr("thing", thing)
+func (c *Client) ShadowGet(thingName string) (*Shadow, error) {
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -312,16 +351,16 @@ func (c *Client) GetShadow(thing string) (*Shadow, error) {
 	return s, nil
 }
 
-// PublishEvent publishes an event of eventType: POST /api/v1/thing-datas/events.
+// EventPublish publishes an event of eventType: POST /api/v1/thing-datas/events.
 //
 // data, when not nil, must encode to a JSON object (a map, a struct or a
 // json.RawMessage). opts may be nil (no severity, timestamp now, no app id). It returns the
 // response body.
-func (c *Client) PublishEvent(thing, eventType string, data any, opts *EventOptions) (json.RawMessage, error) {
+func (c *Client) EventPublish(thingName, eventType string, data any, opts *EventOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &EventOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -352,18 +391,18 @@ func (c *Client) PublishEvent(thing, eventType string, data any, opts *EventOpti
 	})
 }
 
-// RespondCommand answers the command execution executionID (received over MQTT):
+// CommandRespond answers the command execution executionID (received over MQTT):
 // POST /api/v1/thing-datas/command/response.
 //
 // status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
 // result, when not nil, must encode to a JSON object. opts may be nil (timestamp now). An
 // unknown execution is ErrNotFound; one already answered with a final status is
 // ErrConflict. It returns the response body.
-func (c *Client) RespondCommand(thing, executionID string, status ExecutionStatus, result any, opts *CommandOptions) (json.RawMessage, error) {
+func (c *Client) CommandRespond(thingName, executionID string, status ExecutionStatus, result any, opts *CommandOptions) (json.RawMessage, error) {
 	if opts == nil {
 		opts = &CommandOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -390,13 +429,13 @@ func (c *Client) RespondCommand(thing, executionID string, status ExecutionStatu
 	})
 }
 
-// GetPendingJobs lists the thing's pending job executions: POST
+// JobsGetPending lists the thing's pending job executions: POST
 // /api/v1/thing-datas/jobs/get. opts may be nil.
-func (c *Client) GetPendingJobs(thing string, opts *JobOptions) (*PendingJobs, error) {
+func (c *Client) JobsGetPending(thingName string, opts *JobOptions) (*PendingJobs, error) {
 	if opts == nil {
 		opts = &JobOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -417,15 +456,15 @@ func (c *Client) GetPendingJobs(thing string, opts *JobOptions) (*PendingJobs, e
 	return p, nil
 }
 
-// StartNextJob starts the next pending job execution (one in progress first, then the
+// JobsStartNext starts the next pending job execution (one in progress first, then the
 // oldest queued) and returns it with its job document: POST
 // /api/v1/thing-datas/jobs/start-next. When nothing is pending, the result's Execution is
 // nil. opts may be nil.
-func (c *Client) StartNextJob(thing string, opts *StartNextJobOptions) (*JobExecutionResult, error) {
+func (c *Client) JobsStartNext(thingName string, opts *JobsStartNextOptions) (*JobExecutionResult, error) {
 	if opts == nil {
-		opts = &StartNextJobOptions{}
+		opts = &JobsStartNextOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -457,14 +496,14 @@ func (c *Client) StartNextJob(thing string, opts *StartNextJobOptions) (*JobExec
 	return r, nil
 }
 
-// DescribeJob returns the thing's execution of job jobID, with its job document: POST
+// JobsDescribe returns the thing's execution of job jobID, with its job document: POST
 // /api/v1/thing-datas/jobs/{jobID}/get. ErrNotFound when the thing has no execution of
 // that job. opts may be nil.
-func (c *Client) DescribeJob(thing, jobID string, opts *JobOptions) (*JobExecutionResult, error) {
+func (c *Client) JobsDescribe(thingName, jobID string, opts *JobOptions) (*JobExecutionResult, error) {
 	if opts == nil {
 		opts = &JobOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}
@@ -492,17 +531,17 @@ func (c *Client) DescribeJob(thing, jobID string, opts *JobOptions) (*JobExecuti
 	return r, nil
 }
 
-// UpdateJob reports the status of the thing's execution of job jobID: POST
+// JobsUpdate reports the status of the thing's execution of job jobID: POST
 // /api/v1/thing-datas/jobs/{jobID}/update.
 //
 // status is ExecutionInProgress, ExecutionSucceeded, ExecutionFailed or ExecutionRejected.
 // opts may be nil. A stale ExpectedVersion, or leaving a terminal status, is ErrConflict
 // (the error's Body holds the current executionState).
-func (c *Client) UpdateJob(thing, jobID string, status ExecutionStatus, opts *UpdateJobOptions) (*JobUpdateResult, error) {
+func (c *Client) JobsUpdate(thingName, jobID string, status ExecutionStatus, opts *JobsUpdateOptions) (*JobUpdateResult, error) {
 	if opts == nil {
-		opts = &UpdateJobOptions{}
+		opts = &JobsUpdateOptions{}
 	}
-	name, err := cstr("thing", thing)
+	name, err := cstr("thingName", thingName)
 	if err != nil {
 		return nil, err
 	}

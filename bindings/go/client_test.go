@@ -21,11 +21,11 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestReportAndGetShadow(t *testing.T) {
+func TestShadowReportAndGet(t *testing.T) {
 	c := newClient(t)
 	thing := newThing(t, "shadow")
 
-	body, err := c.ReportShadow(thing, map[string]any{"temperature": 21.5, "humidity": 58}, &fleets.ReportOptions{ClientToken: "tok-001"})
+	body, err := c.ShadowReport(thing, map[string]any{"temperature": 21.5, "humidity": 58}, &fleets.ReportOptions{ClientToken: "tok-001"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +47,16 @@ func TestReportAndGetShadow(t *testing.T) {
 	type state struct {
 		Firmware string `json:"firmware"`
 	}
-	if _, err := c.ReportShadow(thing, state{"2.0.0"}, &fleets.ReportOptions{Version: 1}); err != nil {
+	if _, err := c.ShadowReport(thing, state{"2.0.0"}, &fleets.ReportOptions{Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReportShadow(thing, json.RawMessage(`{"humidity":null}`), nil); err != nil {
+	if _, err := c.ShadowReport(thing, json.RawMessage(`{"humidity":null}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	mustAdmin(t, "PUT", "/things/"+thing+"/shadow/desired", map[string]any{"targetTemperature": 24})
 
 	before := time.Now().Add(-2 * time.Second)
-	s, err := c.GetShadow(thing)
+	s, err := c.ShadowGet(thing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestReportAndGetShadow(t *testing.T) {
 	}
 
 	// Stale version: 409 with the server's body.
-	_, err = c.ReportShadow(thing, map[string]any{"x": 1}, &fleets.ReportOptions{Version: 1})
+	_, err = c.ShadowReport(thing, map[string]any{"x": 1}, &fleets.ReportOptions{Version: 1})
 	var fe *fleets.Error
 	if !errors.Is(err, fleets.ErrConflict) || !errors.As(err, &fe) {
 		t.Fatalf("stale version: err = %v, want ErrConflict", err)
@@ -92,17 +92,17 @@ func TestReportAndGetShadow(t *testing.T) {
 	mustContain(t, "Error()", fe.Error(), "FLEETS_ERR_CONFLICT")
 }
 
-func TestPublishEvent(t *testing.T) {
+func TestEventPublish(t *testing.T) {
 	c := newClient(t)
 	thing := newThing(t, "event")
 	ts := time.UnixMilli(1748390400123)
-	body, err := c.PublishEvent(thing, "highTemperature", map[string]any{"currentTemp": 45.2},
+	body, err := c.EventPublish(thing, "highTemperature", map[string]any{"currentTemp": 45.2},
 		&fleets.EventOptions{Severity: fleets.SeverityWarn, Timestamp: ts, AppID: "app-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustContain(t, "response", string(body), "eventId")
-	if _, err := c.PublishEvent(thing, "boot", nil, nil); err != nil {
+	if _, err := c.EventPublish(thing, "boot", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	events := mustAdmin(t, "GET", "/things/"+thing+"/events", nil)["events"].([]any)
@@ -120,41 +120,41 @@ func TestPublishEvent(t *testing.T) {
 	if ms, _ := e1["timestamp"].(float64); time.Since(time.UnixMilli(int64(ms))).Abs() > time.Minute {
 		t.Errorf("event 1 timestamp %v is not now", e1["timestamp"])
 	}
-	if _, err := c.PublishEvent(thing, "x", nil, &fleets.EventOptions{Severity: 7}); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.EventPublish(thing, "x", nil, &fleets.EventOptions{Severity: 7}); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("bad severity: err = %v", err)
 	}
-	if _, err := c.PublishEvent(thing, "", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.EventPublish(thing, "", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("empty event type: err = %v", err)
 	}
 	// Event type and app id: at most 128 bytes.
 	long := strings.Repeat("e", 128)
-	if _, err := c.PublishEvent(thing, long, nil, &fleets.EventOptions{AppID: long}); err != nil {
+	if _, err := c.EventPublish(thing, long, nil, &fleets.EventOptions{AppID: long}); err != nil {
 		t.Errorf("128-byte event type and app id: %v", err)
 	}
 	before := requestCount(t)
-	if _, err := c.PublishEvent(thing, long+"e", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.EventPublish(thing, long+"e", nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("129-byte event type: err = %v", err)
 	}
-	if _, err := c.PublishEvent(thing, "x", nil, &fleets.EventOptions{AppID: long + "a"}); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.EventPublish(thing, "x", nil, &fleets.EventOptions{AppID: long + "a"}); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("129-byte app id: err = %v", err)
 	}
 	if n := requestCount(t) - before; n != 0 {
 		t.Errorf("%d requests sent for rejected events", n)
 	}
-	if _, err := c.PublishEvent(thing, "x", []int{1}, nil); !errors.Is(err, fleets.ErrInvalidJSON) {
+	if _, err := c.EventPublish(thing, "x", []int{1}, nil); !errors.Is(err, fleets.ErrInvalidJSON) {
 		t.Errorf("array data: err = %v", err)
 	}
 }
 
-func TestRespondCommand(t *testing.T) {
+func TestCommandRespond(t *testing.T) {
 	c := newClient(t)
 	thing := newThing(t, "command")
 	id := mustAdmin(t, "POST", "/things/"+thing+"/commands", map[string]any{"action": "setTemperature", "params": map[string]any{"t": 24}})["executionId"].(string)
 
-	if _, err := c.RespondCommand(thing, id, fleets.ExecutionInProgress, nil, nil); err != nil {
+	if _, err := c.CommandRespond(thing, id, fleets.ExecutionInProgress, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	body, err := c.RespondCommand(thing, id, fleets.ExecutionSucceeded, map[string]any{"currentTemperature": 24},
+	body, err := c.CommandRespond(thing, id, fleets.ExecutionSucceeded, map[string]any{"currentTemperature": 24},
 		&fleets.CommandOptions{Timestamp: time.Unix(1748390405, 0)})
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +166,13 @@ func TestRespondCommand(t *testing.T) {
 	}
 	mustContain(t, "command", fmt.Sprint(cmd), "currentTemperature")
 
-	if _, err := c.RespondCommand(thing, id, fleets.ExecutionFailed, nil, nil); !errors.Is(err, fleets.ErrConflict) {
+	if _, err := c.CommandRespond(thing, id, fleets.ExecutionFailed, nil, nil); !errors.Is(err, fleets.ErrConflict) {
 		t.Errorf("second final response: err = %v, want ErrConflict", err)
 	}
-	if _, err := c.RespondCommand(thing, "no-such-execution", fleets.ExecutionSucceeded, nil, nil); !errors.Is(err, fleets.ErrNotFound) {
+	if _, err := c.CommandRespond(thing, "no-such-execution", fleets.ExecutionSucceeded, nil, nil); !errors.Is(err, fleets.ErrNotFound) {
 		t.Errorf("unknown execution: err = %v, want ErrNotFound", err)
 	}
-	if _, err := c.RespondCommand(thing, id, fleets.ExecutionTimedOut, nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.CommandRespond(thing, id, fleets.ExecutionStatus("TIMED_OUT"), nil, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("TIMED_OUT from a device: err = %v, want ErrInvalidArgument", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestJobs(t *testing.T) {
 	mustAdmin(t, "POST", "/jobs", map[string]any{"jobId": jobB, "document": map[string]any{"operation": "reboot"},
 		"targets": map[string]any{"thingNames": []string{thing}}})
 
-	p, err := c.GetPendingJobs(thing, &fleets.JobOptions{ClientToken: "req-1"})
+	p, err := c.JobsGetPending(thing, &fleets.JobOptions{ClientToken: "req-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestJobs(t *testing.T) {
 		t.Errorf("summary = %+v", q)
 	}
 
-	r, err := c.StartNextJob(thing, &fleets.StartNextJobOptions{StatusDetails: map[string]any{"step": "download"}, StepTimeout: 90 * time.Second, ClientToken: "req-2"})
+	r, err := c.JobsStartNext(thing, &fleets.JobsStartNextOptions{StatusDetails: map[string]any{"step": "download"}, StepTimeout: 90 * time.Second, ClientToken: "req-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,15 +217,15 @@ func TestJobs(t *testing.T) {
 		t.Errorf("JobDocument = %s (%v)", e.JobDocument, err)
 	}
 
-	d, err := c.DescribeJob(thing, jobB, nil)
+	d, err := c.JobsDescribe(thing, jobB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Execution.Status != fleets.ExecutionQueued || d.Execution.VersionNumber != 1 || !strings.Contains(string(d.Execution.JobDocument), "reboot") {
+	if d.Execution.Status != "QUEUED" || d.Execution.VersionNumber != 1 || !strings.Contains(string(d.Execution.JobDocument), "reboot") {
 		t.Errorf("describe = %+v", d.Execution)
 	}
 
-	u, err := c.UpdateJob(thing, jobA, fleets.ExecutionSucceeded, &fleets.UpdateJobOptions{
+	u, err := c.JobsUpdate(thing, jobA, fleets.ExecutionSucceeded, &fleets.JobsUpdateOptions{
 		StatusDetails: map[string]any{"installedVersion": "2.0.0"}, ExpectedVersion: 2, ClientToken: "req-3"})
 	if err != nil {
 		t.Fatal(err)
@@ -240,38 +240,38 @@ func TestJobs(t *testing.T) {
 	}
 
 	// Leaving a terminal state and a stale version are conflicts; the body has the state.
-	_, err = c.UpdateJob(thing, jobA, fleets.ExecutionInProgress, nil)
+	_, err = c.JobsUpdate(thing, jobA, fleets.ExecutionInProgress, nil)
 	var fe *fleets.Error
 	if !errors.As(err, &fe) || !errors.Is(err, fleets.ErrConflict) {
 		t.Fatalf("update of a terminal execution: err = %v", err)
 	}
 	mustContain(t, "Body", string(fe.Body), "InvalidStateTransition")
-	if _, err := c.UpdateJob(thing, jobB, fleets.ExecutionInProgress, &fleets.UpdateJobOptions{ExpectedVersion: 9}); !errors.Is(err, fleets.ErrConflict) {
+	if _, err := c.JobsUpdate(thing, jobB, fleets.ExecutionInProgress, &fleets.JobsUpdateOptions{ExpectedVersion: 9}); !errors.Is(err, fleets.ErrConflict) {
 		t.Errorf("stale expected version: err = %v", err)
 	}
-	if _, err := c.DescribeJob(thing, "no-such-job", nil); !errors.Is(err, fleets.ErrNotFound) {
+	if _, err := c.JobsDescribe(thing, "no-such-job", nil); !errors.Is(err, fleets.ErrNotFound) {
 		t.Errorf("unknown job: err = %v", err)
 	}
-	if _, err := c.UpdateJob(thing, jobB, fleets.ExecutionQueued, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
+	if _, err := c.JobsUpdate(thing, jobB, "QUEUED", nil); !errors.Is(err, fleets.ErrInvalidArgument) {
 		t.Errorf("QUEUED from a device: err = %v", err)
 	}
 
 	// B is next; once it is done nothing is pending.
-	r, err = c.StartNextJob(thing, nil)
+	r, err = c.JobsStartNext(thing, nil)
 	if err != nil || r.Execution == nil || r.Execution.JobID != jobB {
 		t.Fatalf("start-next B = %+v, %v", r, err)
 	}
-	if _, err := c.UpdateJob(thing, jobB, fleets.ExecutionRejected, nil); err != nil {
+	if _, err := c.JobsUpdate(thing, jobB, fleets.ExecutionRejected, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Without a ClientToken (and retries on by default) libfleets sends a generated one,
 	// which the server echoes: {"clientToken":"fleets-<16 hex>"}.
-	r, err = c.StartNextJob(thing, nil)
+	r, err = c.JobsStartNext(thing, nil)
 	if err != nil || r.Execution != nil || !generatedToken.MatchString(r.ClientToken) ||
 		string(r.Raw) != `{"clientToken":"`+r.ClientToken+`"}` {
 		t.Fatalf("start-next with nothing pending = %+v (%s), %v", r, r.Raw, err)
 	}
-	p, err = c.GetPendingJobs(thing, nil)
+	p, err = c.JobsGetPending(thing, nil)
 	if err != nil || len(p.InProgress)+len(p.Queued) != 0 {
 		t.Fatalf("pending after all done = %+v, %v", p, err)
 	}
@@ -301,14 +301,14 @@ func TestErrorMapping(t *testing.T) {
 		{"302", map[string]any{"kind": "status", "status": 302}, fleets.ErrHTTP, 302},
 		{"418", map[string]any{"kind": "status", "status": 418, "body": "I'm a teapot"}, fleets.ErrHTTP, 418},
 		{"200 not JSON", map[string]any{"kind": "status", "status": 200, "body": "plain text"}, fleets.ErrBadResponse, 200},
-		{"reset", map[string]any{"kind": "reset"}, fleets.ErrIO, 0},
+		{"reset", map[string]any{"kind": "reset", "times": 0}, fleets.ErrIO, 0}, // every time: a reset on a reused connection is resent once
 		{"truncate", map[string]any{"kind": "truncate"}, fleets.ErrIO, 0},
 		{"garbage", map[string]any{"kind": "garbage"}, fleets.ErrIO, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.rule["path_prefix"] = prefix
 			fault(t, tc.rule)
-			_, err := c.GetShadow(thing)
+			_, err := c.ShadowGet(thing)
 			var fe *fleets.Error
 			if !errors.Is(err, tc.want) || !errors.As(err, &fe) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
@@ -330,12 +330,12 @@ func TestErrorMapping(t *testing.T) {
 		})
 	}
 	// The client is still fine afterwards.
-	if _, err := c.GetShadow(thing); err != nil {
+	if _, err := c.ShadowGet(thing); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("not found", func(t *testing.T) {
-		_, err := c.GetShadow("never-registered-thing")
+		_, err := c.ShadowGet("never-registered-thing")
 		var fe *fleets.Error
 		if !errors.Is(err, fleets.ErrNotFound) || !errors.As(err, &fe) || fe.HTTPStatus != 404 {
 			t.Fatalf("err = %v", err)
@@ -352,7 +352,7 @@ func TestErrorMapping(t *testing.T) {
 		defer tc.Close()
 		fault(t, map[string]any{"kind": "stall", "path_prefix": prefix, "delay_ms": 5000})
 		start := time.Now()
-		_, err = tc.GetShadow(thing)
+		_, err = tc.ShadowGet(thing)
 		if !errors.Is(err, fleets.ErrTimeout) {
 			t.Fatalf("err = %v, want ErrTimeout", err)
 		}
@@ -371,7 +371,7 @@ func TestErrorMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer uc.Close()
-		_, err = uc.ReportShadow(thing, map[string]any{"a": 1}, nil)
+		_, err = uc.ShadowReport(thing, map[string]any{"a": 1}, nil)
 		if !errors.Is(err, fleets.ErrUnauthorized) {
 			t.Fatalf("err = %v, want ErrUnauthorized", err)
 		}
@@ -387,7 +387,7 @@ func TestErrorMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tc.Close()
-		if _, err := tc.GetShadow(thing); !errors.Is(err, fleets.ErrTLS) {
+		if _, err := tc.ShadowGet(thing); !errors.Is(err, fleets.ErrTLS) {
 			t.Fatalf("err = %v, want ErrTLS", err)
 		}
 	})
@@ -399,23 +399,23 @@ func TestErrorMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cc.Close()
-		if _, err := cc.GetShadow(thing); !errors.Is(err, fleets.ErrConnect) {
+		if _, err := cc.ShadowGet(thing); !errors.Is(err, fleets.ErrConnect) {
 			t.Fatalf("err = %v, want ErrConnect", err)
 		}
 	})
 	t.Run("invalid arguments send nothing", func(t *testing.T) {
 		before := requestCount(t)
 		for _, call := range []func() error{
-			func() error { _, err := c.GetShadow("bad/name"); return err },
-			func() error { _, err := c.GetShadow("nul\x00byte"); return err },
-			func() error { _, err := c.GetShadow(""); return err },
+			func() error { _, err := c.ShadowGet("bad/name"); return err },
+			func() error { _, err := c.ShadowGet("nul\x00byte"); return err },
+			func() error { _, err := c.ShadowGet(""); return err },
 			func() error {
-				_, err := c.ReportShadow(thing, map[string]any{}, &fleets.ReportOptions{ClientToken: strings.Repeat("t", 65)})
+				_, err := c.ShadowReport(thing, map[string]any{}, &fleets.ReportOptions{ClientToken: strings.Repeat("t", 65)})
 				return err
 			},
-			func() error { _, err := c.DescribeJob(thing, "..", nil); return err },
+			func() error { _, err := c.JobsDescribe(thing, "..", nil); return err },
 			func() error {
-				_, err := c.StartNextJob(thing, &fleets.StartNextJobOptions{StepTimeout: -time.Second})
+				_, err := c.JobsStartNext(thing, &fleets.JobsStartNextOptions{StepTimeout: -time.Second})
 				return err
 			},
 		} {
@@ -426,12 +426,12 @@ func TestErrorMapping(t *testing.T) {
 			}
 		}
 		for _, v := range []any{[]int{1}, "text", nil, json.RawMessage(`{"a":`)} {
-			_, err := c.ReportShadow(thing, v, nil)
+			_, err := c.ShadowReport(thing, v, nil)
 			if !errors.Is(err, fleets.ErrInvalidJSON) {
-				t.Errorf("ReportShadow(%#v): err = %v, want ErrInvalidJSON", v, err)
+				t.Errorf("ShadowReport(%#v): err = %v, want ErrInvalidJSON", v, err)
 			}
 		}
-		_, err := c.ReportShadow(thing, map[string]any{"ch": make(chan int)}, nil)
+		_, err := c.ShadowReport(thing, map[string]any{"ch": make(chan int)}, nil)
 		var ute *json.UnsupportedTypeError
 		if !errors.Is(err, fleets.ErrInvalidJSON) || !errors.As(err, &ute) {
 			t.Errorf("unencodable value: err = %v", err)
@@ -488,7 +488,7 @@ func TestNewClientFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.GetShadow("thermostat-001"); err != nil {
+	if _, err := c.ShadowGet("thermostat-001"); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("FLEETS_API_KEY", "")
@@ -510,14 +510,14 @@ func TestLargeResponses(t *testing.T) {
 		big[fmt.Sprintf("key%03d", i)] = strings.Repeat(string(rune('a'+i%26)), 2000)
 	}
 	before := requestCount(t)
-	body, err := c.ReportShadow(thing, big, nil) // the response echoes the state: ~600 KB
+	body, err := c.ShadowReport(thing, big, nil) // the response echoes the state: ~600 KB
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(body) < 600_000 || !json.Valid(body) {
 		t.Fatalf("report response: %d bytes, valid JSON %v", len(body), json.Valid(body))
 	}
-	s, err := c.GetShadow(thing)
+	s, err := c.ShadowGet(thing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +531,7 @@ func TestLargeResponses(t *testing.T) {
 	// A large error body is complete too.
 	fault(t, map[string]any{"kind": "status", "status": 500, "path_prefix": "/api/v1/thing-datas/" + thing + "/",
 		"body": map[string]any{"code": "Big", "message": strings.Repeat("m", 100_000)}})
-	_, err = c.GetShadow(thing)
+	_, err = c.ShadowGet(thing)
 	var fe *fleets.Error
 	if !errors.As(err, &fe) || fe.Code != fleets.CodeServer || len(fe.Body) < 100_000 || !json.Valid(fe.Body) {
 		t.Fatalf("large error body: %v", err)
@@ -541,10 +541,10 @@ func TestLargeResponses(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		more[fmt.Sprintf("more%03d", i)] = strings.Repeat("z", 2000)
 	}
-	if _, err := c.ReportShadow(thing, more, nil); err != nil {
+	if _, err := c.ShadowReport(thing, more, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetShadow(thing); !errors.Is(err, fleets.ErrBadResponse) {
+	if _, err := c.ShadowGet(thing); !errors.Is(err, fleets.ErrBadResponse) {
 		t.Fatalf("1.2 MB shadow: err = %v, want ErrBadResponse", err)
 	}
 }
@@ -566,7 +566,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			thing := things[i]
 			for r := 0; r < rounds; r++ {
-				body, err := c.ReportShadow(thing, map[string]any{"g": i, "r": r}, nil)
+				body, err := c.ShadowReport(thing, map[string]any{"g": i, "r": r}, nil)
 				if err != nil {
 					errs <- fmt.Errorf("goroutine %d: %w", i, err)
 					return
@@ -577,7 +577,7 @@ func TestConcurrent(t *testing.T) {
 					return
 				}
 				missing := fmt.Sprintf("missing-%d-%d", i, r)
-				_, err = c.GetShadow(missing)
+				_, err = c.ShadowGet(missing)
 				var fe *fleets.Error
 				if !errors.As(err, &fe) || fe.Code != fleets.CodeNotFound || fe.HTTPStatus != 404 ||
 					!strings.Contains(string(fe.Body), missing) || !strings.Contains(fe.Message, missing) {
@@ -586,7 +586,7 @@ func TestConcurrent(t *testing.T) {
 				}
 				runtime.Gosched()
 			}
-			s, err := c.GetShadow(thing)
+			s, err := c.ShadowGet(thing)
 			if err != nil || s.Version != rounds || s.Reported["g"] != float64(i) {
 				errs <- fmt.Errorf("goroutine %d: final shadow %+v, %v", i, s, err)
 			}
@@ -618,13 +618,13 @@ func TestClose(t *testing.T) {
 	if fleets.LiveHandles() != base {
 		t.Fatalf("LiveHandles = %d after Close, want %d", fleets.LiveHandles(), base)
 	}
-	if _, err := c.GetShadow("thermostat-001"); !errors.Is(err, fleets.ErrClosed) {
+	if _, err := c.ShadowGet("thermostat-001"); !errors.Is(err, fleets.ErrClosed) {
 		t.Fatalf("call after Close: err = %v, want ErrClosed", err)
 	}
 
 	// Close after use, from many goroutines at once.
 	c = newClient(t)
-	if _, err := c.GetShadow("thermostat-001"); err != nil {
+	if _, err := c.ShadowGet("thermostat-001"); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -643,7 +643,7 @@ func TestClose(t *testing.T) {
 	fault(t, map[string]any{"kind": "delay", "delay_ms": 400, "path_prefix": "/api/v1/thing-datas/" + thing + "/"})
 	before := requestCount(t)
 	done := make(chan error, 1)
-	go func() { _, err := c.GetShadow(thing); done <- err }()
+	go func() { _, err := c.ShadowGet(thing); done <- err }()
 	for deadline := time.Now().Add(10 * time.Second); requestCount(t) == before; {
 		if time.Now().After(deadline) {
 			t.Fatal("the call never reached the emulator")
@@ -668,7 +668,7 @@ func TestFinalizer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.GetShadow("thermostat-001"); err != nil {
+		if _, err := c.ShadowGet("thermostat-001"); err != nil {
 			t.Fatal(err)
 		}
 	}()

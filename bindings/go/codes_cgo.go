@@ -3,9 +3,12 @@
 package fleets
 
 /*
+#include <stdlib.h>
 #include <fleets.h>
 */
 import "C"
+
+import "unsafe"
 
 // The constants of errors.go and types.go are written out for the documentation and for
 // builds without cgo. Here the compiler checks them against the fleets.h this package is
@@ -39,7 +42,7 @@ func _() {
 	_ = [1]struct{}{}[CodeHashMismatch-C.FLEETS_ERR_HASH_MISMATCH]
 	_ = [1]struct{}{}[CodeRangeNotSupported-C.FLEETS_ERR_RANGE_NOT_SUPPORTED]
 	_ = [1]struct{}{}[CodeDiskFull-C.FLEETS_ERR_DISK_FULL]
-	_ = [1]struct{}{}[CodeStorage-C.FLEETS_ERR_STORAGE]
+	_ = [1]struct{}{}[CodeLocalFile-C.FLEETS_ERR_LOCAL_FILE]
 	_ = [1]struct{}{}[CodePanic-C.FLEETS_ERR_PANIC]
 	_ = [1]struct{}{}[CodeInternal-C.FLEETS_ERR_INTERNAL]
 	_ = [1]struct{}{}[SeverityUnset-C.FLEETS_SEVERITY_UNSET]
@@ -50,9 +53,40 @@ func _() {
 	_ = [1]struct{}{}[executionSucceeded-C.FLEETS_EXECUTION_SUCCEEDED]
 	_ = [1]struct{}{}[executionFailed-C.FLEETS_EXECUTION_FAILED]
 	_ = [1]struct{}{}[executionRejected-C.FLEETS_EXECUTION_REJECTED]
+	_ = [1]struct{}{}[logOff-C.FLEETS_LOG_OFF]
+	_ = [1]struct{}{}[logError-C.FLEETS_LOG_ERROR]
+	_ = [1]struct{}{}[logWarn-C.FLEETS_LOG_WARN]
+	_ = [1]struct{}{}[logInfo-C.FLEETS_LOG_INFO]
+	_ = [1]struct{}{}[logDebug-C.FLEETS_LOG_DEBUG]
 }
 
 // resultName is fleets_result_name: the library's name for a result code.
 func resultName(c Code) string {
 	return C.GoString(C.fleets_result_name(C.fleets_result(c)))
+}
+
+// RequestSent reports whether the failed call may have delivered its request to the server
+// (fleets_result_request_sent). It is false only when the request certainly was not sent:
+// an argument or setting refused before sending (ErrInvalidArgument, ErrInvalidJSON,
+// ErrInvalidConfig), a connection that could not be made (ErrConnect) or a failed TLS
+// handshake (ErrTLS), so that sending it again cannot make a duplicate. It is true for
+// timeouts and broken connections (the server may have acted on the request), every HTTP
+// error status, and internal errors.
+func (e *Error) RequestSent() bool {
+	return bool(C.fleets_result_request_sent(C.fleets_result(e.Code)))
+}
+
+// setMaxResponseBytesResult is what fleets_config_set_max_response_bytes answers for n (for
+// the test that MaxResponseBytesLimit agrees with the library).
+func setMaxResponseBytesResult(n uint64) Code {
+	var conf *C.fleets_config_t
+	endpoint, key, secret := C.CString("https://127.0.0.1:1"), C.CString("k"), C.CString("s")
+	defer C.free(unsafe.Pointer(endpoint))
+	defer C.free(unsafe.Pointer(key))
+	defer C.free(unsafe.Pointer(secret))
+	if rc := C.fleets_config_new(endpoint, key, secret, &conf); rc != C.FLEETS_OK {
+		return Code(rc)
+	}
+	defer C.fleets_config_free(conf)
+	return Code(C.fleets_config_set_max_response_bytes(conf, C.size_t(n)))
 }

@@ -182,3 +182,38 @@ func TestExecutionStatusesMatchHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutionStatusConstantsAreTheHeaderSet: the exported ExecutionStatus constants are
+// exactly the FLEETS_EXECUTION_* set (the same four names in C, Python and Go).
+func TestExecutionStatusConstantsAreTheHeaderSet(t *testing.T) {
+	header := headerDefines(t, "FLEETS_EXECUTION_")
+	f, err := parser.ParseFile(token.NewFileSet(), "types.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "ExecutionStatus" {
+				continue
+			}
+			for i, name := range vs.Names {
+				lit := vs.Values[i].(*ast.BasicLit)
+				value, _ := strconv.Unquote(lit.Value)
+				if want := "Execution" + goName(value); name.Name != want {
+					t.Errorf("%s = %s, want the name %s", name.Name, lit.Value, want)
+				}
+				got = append(got, "FLEETS_EXECUTION_"+value)
+			}
+		}
+	}
+	sort.Strings(got)
+	if want := sortedKeys(header); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ExecutionStatus constants %v, fleets.h %v", got, want)
+	}
+}

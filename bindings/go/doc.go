@@ -16,7 +16,7 @@
 //	})
 //	if err != nil { ... }
 //	defer c.Close()
-//	_, err = c.ReportShadow("thermostat-001", map[string]any{"temperature": 21.5}, nil)
+//	_, err = c.ShadowReport("thermostat-001", map[string]any{"temperature": 21.5}, nil)
 //
 // Every failure is an [*Error] carrying the libfleets result code, the HTTP status and the
 // response body; match the kind of failure with [errors.Is] and the sentinel errors
@@ -25,7 +25,13 @@
 //
 // Transient failures (connection failures, timeouts before a response, HTTP 429, 502, 503,
 // 504) of the calls that are safe to repeat are retried with backoff by libfleets itself;
-// see [RetryPolicy] and [Config.Retry]. PublishEvent and RespondCommand are never repeated.
+// see [RetryPolicy] and [Config.Retry]. EventPublish and CommandRespond are never repeated.
+//
+// Names follow the C API, noun first (fleets_shadow_report is ShadowReport,
+// fleets_jobs_update is JobsUpdate), with the same parameters (thingName; JSON parameters
+// take Go values); durations are time.Duration where C takes milliseconds. Nothing is logged
+// unless [SetLogger] routes libfleets' messages to log/slog; [Client.Stats] returns the
+// client's counters.
 //
 // Calls block until the response arrives or the request deadline ([Config.Timeout]) expires;
 // they cannot be canceled midway, so there are no context.Context parameters: set the

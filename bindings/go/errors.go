@@ -41,8 +41,12 @@ const (
 	CodeBadResponse       Code = 309 // FLEETS_ERR_BAD_RESPONSE: 2xx body not JSON, or over the size limit
 	CodeHashMismatch      Code = 310 // FLEETS_ERR_HASH_MISMATCH: a downloaded file's SHA-256 is not the expected one
 	CodeRangeNotSupported Code = 311 // FLEETS_ERR_RANGE_NOT_SUPPORTED: a resumed download got the whole file (NoRestart)
-	CodeDiskFull          Code = 420 // FLEETS_ERR_DISK_FULL: local storage is full
-	CodeStorage           Code = 421 // FLEETS_ERR_STORAGE: a state file or download could not be read or written
+	CodeStorageIO         Code = 400 // FLEETS_ERR_STORAGE_IO: the outbox could not read, write or sync its files
+	CodeOutboxFull        Code = 401 // FLEETS_ERR_OUTBOX_FULL: the record does not fit in the outbox's MaxBytes
+	CodeOutboxLocked      Code = 402 // FLEETS_ERR_OUTBOX_LOCKED: another handle has the outbox directory open
+	CodeOutboxCorrupt     Code = 403 // FLEETS_ERR_OUTBOX_CORRUPT: outbox files of a newer format (left untouched)
+	CodeDiskFull          Code = 420 // FLEETS_ERR_DISK_FULL: a workflow's local storage is full
+	CodeLocalFile         Code = 421 // FLEETS_ERR_LOCAL_FILE: a workflow's state file or download could not be read or written
 	CodePanic             Code = 900 // FLEETS_ERR_PANIC: a bug in libfleets
 	CodeInternal          Code = 901 // FLEETS_ERR_INTERNAL: a bug or resource exhaustion
 )
@@ -73,8 +77,12 @@ var codeNames = map[Code]string{
 	CodeBadResponse:       "FLEETS_ERR_BAD_RESPONSE",
 	CodeHashMismatch:      "FLEETS_ERR_HASH_MISMATCH",
 	CodeRangeNotSupported: "FLEETS_ERR_RANGE_NOT_SUPPORTED",
+	CodeStorageIO:         "FLEETS_ERR_STORAGE_IO",
+	CodeOutboxFull:        "FLEETS_ERR_OUTBOX_FULL",
+	CodeOutboxLocked:      "FLEETS_ERR_OUTBOX_LOCKED",
+	CodeOutboxCorrupt:     "FLEETS_ERR_OUTBOX_CORRUPT",
 	CodeDiskFull:          "FLEETS_ERR_DISK_FULL",
-	CodeStorage:           "FLEETS_ERR_STORAGE",
+	CodeLocalFile:         "FLEETS_ERR_LOCAL_FILE",
 	CodePanic:             "FLEETS_ERR_PANIC",
 	CodeInternal:          "FLEETS_ERR_INTERNAL",
 }
@@ -175,12 +183,16 @@ var (
 	ErrServer            = sentinel(CodeServer, "server error")
 	ErrHTTP              = sentinel(CodeHTTP, "unexpected HTTP status")
 	ErrBadResponse       = sentinel(CodeBadResponse, "bad response")
+	ErrInternal          = sentinel(CodeInternal, "internal error")
+	ErrStorageIO         = sentinel(CodeStorageIO, "outbox storage failure")
+	ErrOutboxFull        = sentinel(CodeOutboxFull, "outbox full")
+	ErrOutboxLocked      = sentinel(CodeOutboxLocked, "outbox directory in use")
+	ErrOutboxCorrupt     = sentinel(CodeOutboxCorrupt, "outbox files of a newer format")
 	ErrCanceled          = sentinel(CodeCanceled, "canceled by a callback")
 	ErrHashMismatch      = sentinel(CodeHashMismatch, "hash mismatch")
 	ErrRangeNotSupported = sentinel(CodeRangeNotSupported, "range not supported")
 	ErrDiskFull          = sentinel(CodeDiskFull, "disk full")
-	ErrStorage           = sentinel(CodeStorage, "local storage failure")
-	ErrInternal          = sentinel(CodeInternal, "internal error")
+	ErrLocalFile         = sentinel(CodeLocalFile, "local file failure")
 )
 
 // ErrClosed is returned by calls on a Client after Close.

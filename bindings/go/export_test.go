@@ -8,3 +8,6 @@ func ResultName(c Code) string { return resultName(c) }
 
 // DeviceStatus is the FLEETS_EXECUTION_* value sent for s.
 func DeviceStatus(s ExecutionStatus) (uint32, error) { return s.deviceStatus() }
+
+// SetMaxResponseBytesResult is what fleets_config_set_max_response_bytes answers for n.
+func SetMaxResponseBytesResult(n uint64) Code { return setMaxResponseBytesResult(n) }

@@ -158,7 +158,7 @@ func TestHostileSecretEchoedByServerNotShown(t *testing.T) {
 			srv.respond(401, body, nil)
 			cfg := srv.config(key, secret)
 			c := srv.client(t, key, secret)
-			_, err := c.GetShadow("thermostat-001")
+			_, err := c.ShadowGet("thermostat-001")
 			if !errors.Is(err, fleets.ErrUnauthorized) {
 				t.Fatalf("err = %v, want ErrUnauthorized", err)
 			}
@@ -171,26 +171,35 @@ func TestHostileSecretEchoedByServerNotShown(t *testing.T) {
 					t.Errorf("%q shows: %s", leak, text)
 				}
 			}
+			// libfleets redacts the secret and base64(key:secret) wherever they appear,
+			// whatever their length, in the message and in the error body alike.
 			var fe *fleets.Error
 			errors.As(err, &fe)
-			if !regexp.MustCompile(`bad secret (REDACTED|<redacted>); got Basic REDACTED`).MatchString(fe.Message) {
-				t.Errorf("Message = %q", fe.Message)
+			if want := "HTTP 401 from server: Unauthorized: bad secret <redacted>; got Basic <redacted>"; fe.Message != want {
+				t.Errorf("Message = %q, want %q", fe.Message, want)
 			}
-			if !bytes.Contains(fe.Body, []byte(basic)) {
-				t.Errorf("Body = %q, want the server's bytes as received", fe.Body)
+			if bytes.Contains(fe.Body, []byte(secret)) || bytes.Contains(fe.Body, []byte(basic)) {
+				t.Errorf("Body = %q shows the secret", fe.Body)
+			}
+			if want := `{"code":"Unauthorized","message":"bad secret <redacted>; got Basic <redacted>"}`; string(fe.Body) != want {
+				t.Errorf("Body = %s, want %s", fe.Body, want)
 			}
 		})
 	}
 }
 
-func TestHostileShortSecretInsideWordLeftAlone(t *testing.T) {
-	// Masking "aut" inside "Unauthorized" would tell a log reader the secret.
+func TestHostileShortSecretRedactedEvenInsideWord(t *testing.T) {
+	// libfleets' rule: every occurrence, whatever its length; hiding a few letters of
+	// "Unauthorized" is the price of never showing the secret.
 	srv := newHostileServer(t)
 	srv.respond(401, []byte(`{"code":"Unauthorized","message":"Unauthorized (aut)"}`), nil)
-	_, err := srv.client(t, "ak", "aut").GetShadow("thermostat-001")
+	_, err := srv.client(t, "ak", "aut").ShadowGet("thermostat-001")
 	var fe *fleets.Error
-	if !errors.As(err, &fe) || fe.Message != "HTTP 401 from server: Unauthorized: Unauthorized (REDACTED)" {
+	if !errors.As(err, &fe) || fe.Message != "HTTP 401 from server: Un<redacted>horized: Un<redacted>horized (<redacted>)" {
 		t.Errorf("err = %v", err)
+	}
+	if fe != nil && bytes.Contains(fe.Body, []byte("aut")) {
+		t.Errorf("Body = %s", fe.Body)
 	}
 }
 
@@ -198,7 +207,7 @@ func TestHostileSecretOf3BytesNotPrinted(t *testing.T) {
 	srv := newHostileServer(t)
 	cfg := srv.config("ak", "q7Z")
 	c := srv.client(t, "ak", "q7Z")
-	if _, err := c.GetShadow("thermostat-001"); err != nil {
+	if _, err := c.ShadowGet("thermostat-001"); err != nil {
 		t.Fatal(err)
 	}
 	if text := shown(cfg, &cfg, c); strings.Contains(text, "q7Z") {
@@ -215,7 +224,7 @@ func TestHostileServerTextControlCharacters(t *testing.T) {
 	evil := "line1\r\nFAKE: injected\x00\x07\x1b[2J\x1b]0;title\x07\x7f\u009b31m\tend"
 	body, _ := json.Marshal(map[string]string{"code": "NotFound\x1b[31m", "message": evil})
 	srv.respond(404, body, nil)
-	_, err := srv.client(t, "ak", "sk-secret").GetShadow("thermostat-001")
+	_, err := srv.client(t, "ak", "sk-secret").ShadowGet("thermostat-001")
 	if !errors.Is(err, fleets.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
@@ -238,20 +247,20 @@ func TestHostileBad2xxBody(t *testing.T) {
 	c := srv.client(t, "ak", "sk-secret")
 	type call func() error
 	calls := map[string]call{
-		"ReportShadow": func() error { _, err := c.ReportShadow("t", map[string]any{"a": 1}, nil); return err },
-		"GetShadow":    func() error { _, err := c.GetShadow("t"); return err },
-		"GetPendingJobs": func() error {
-			_, err := c.GetPendingJobs("t", nil)
+		"ShadowReport": func() error { _, err := c.ShadowReport("t", map[string]any{"a": 1}, nil); return err },
+		"ShadowGet":    func() error { _, err := c.ShadowGet("t"); return err },
+		"JobsGetPending": func() error {
+			_, err := c.JobsGetPending("t", nil)
 			return err
 		},
-		"StartNextJob": func() error { _, err := c.StartNextJob("t", nil); return err },
-		"DescribeJob":  func() error { _, err := c.DescribeJob("t", "j", nil); return err },
-		"UpdateJob": func() error {
-			_, err := c.UpdateJob("t", "j", fleets.ExecutionSucceeded, nil)
+		"JobsStartNext": func() error { _, err := c.JobsStartNext("t", nil); return err },
+		"JobsDescribe":  func() error { _, err := c.JobsDescribe("t", "j", nil); return err },
+		"JobsUpdate": func() error {
+			_, err := c.JobsUpdate("t", "j", fleets.ExecutionSucceeded, nil)
 			return err
 		},
 	}
-	all := []string{"ReportShadow", "GetShadow", "GetPendingJobs", "StartNextJob", "DescribeJob", "UpdateJob"}
+	all := []string{"ShadowReport", "ShadowGet", "JobsGetPending", "JobsStartNext", "JobsDescribe", "JobsUpdate"}
 	decoded := all[1:]
 	for _, tc := range []struct {
 		name     string
@@ -266,18 +275,18 @@ func TestHostileBad2xxBody(t *testing.T) {
 		{"byte-order mark", []byte("\xef\xbb\xbf{}"), all, nil},
 		{"unclosed 5000", []byte(strings.Repeat("[", 5000)), all, nil},
 		// Valid JSON that the typed results cannot hold.
-		{"arrays 5000", nested("[", "", "]", 5000), decoded, []string{"ReportShadow"}},
-		{"member 20000 (over encoding/json's 10000)", append(append([]byte(`{"reported":`), nested(`{"a":`, "1", "}", 20000)...), '}'), decoded, []string{"ReportShadow"}},
-		{"version of 5001 digits", []byte(`{"version":1` + strings.Repeat("0", 5000) + `}`), []string{"GetShadow"}, []string{"ReportShadow"}},
-		{"version of 100000 digits", []byte(`{"version":-` + strings.Repeat("9", 100000) + `}`), []string{"GetShadow"}, []string{"ReportShadow"}},
-		{"float overflow", []byte(`{"reported":{"t":1e999999}}`), []string{"GetShadow"}, []string{"ReportShadow"}},
-		{"updatedAt 1e300", []byte(`{"updatedAt":1e300}`), []string{"GetShadow"}, nil},
-		{"updatedAt of 400 digits", []byte(`{"updatedAt":` + strings.Repeat("9", 400) + `}`), []string{"GetShadow"}, nil},
-		{"queuedAt -1e19", []byte(`{"queuedJobs":[{"jobId":"j","queuedAt":-1e19}]}`), []string{"GetPendingJobs"}, nil},
-		{"timeout 1e300 s", []byte(`{"execution":{"jobId":"j","approximateSecondsBeforeTimedOut":1e300}}`), []string{"StartNextJob", "DescribeJob"}, nil},
-		{"timestamp with control characters", []byte("{\"updatedAt\":\"2020\\u001b[2J\\r\\n\"}"), []string{"GetShadow"}, nil},
+		{"arrays 5000", nested("[", "", "]", 5000), decoded, []string{"ShadowReport"}},
+		{"member 20000 (over encoding/json's 10000)", append(append([]byte(`{"reported":`), nested(`{"a":`, "1", "}", 20000)...), '}'), decoded, []string{"ShadowReport"}},
+		{"version of 5001 digits", []byte(`{"version":1` + strings.Repeat("0", 5000) + `}`), []string{"ShadowGet"}, []string{"ShadowReport"}},
+		{"version of 100000 digits", []byte(`{"version":-` + strings.Repeat("9", 100000) + `}`), []string{"ShadowGet"}, []string{"ShadowReport"}},
+		{"float overflow", []byte(`{"reported":{"t":1e999999}}`), []string{"ShadowGet"}, []string{"ShadowReport"}},
+		{"updatedAt 1e300", []byte(`{"updatedAt":1e300}`), []string{"ShadowGet"}, nil},
+		{"updatedAt of 400 digits", []byte(`{"updatedAt":` + strings.Repeat("9", 400) + `}`), []string{"ShadowGet"}, nil},
+		{"queuedAt -1e19", []byte(`{"queuedJobs":[{"jobId":"j","queuedAt":-1e19}]}`), []string{"JobsGetPending"}, nil},
+		{"timeout 1e300 s", []byte(`{"execution":{"jobId":"j","approximateSecondsBeforeTimedOut":1e300}}`), []string{"JobsStartNext", "JobsDescribe"}, nil},
+		{"timestamp with control characters", []byte("{\"updatedAt\":\"2020\\u001b[2J\\r\\n\"}"), []string{"ShadowGet"}, nil},
 		// Deep but representable.
-		{"reported 5000", append(append([]byte(`{"reported":`), nested(`{"a":`, "1", "}", 5000)...), '}'), nil, []string{"ReportShadow", "GetShadow", "GetPendingJobs"}},
+		{"reported 5000", append(append([]byte(`{"reported":`), nested(`{"a":`, "1", "}", 5000)...), '}'), nil, []string{"ShadowReport", "ShadowGet", "JobsGetPending"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv.respond(200, tc.body, nil)
@@ -320,7 +329,7 @@ func TestHostileDeepErrorBody(t *testing.T) {
 	srv := newHostileServer(t)
 	body := nested(`{"a":`, "1", "}", 5000)
 	srv.respond(400, body, nil)
-	_, err := srv.client(t, "ak", "sk-secret").GetShadow("t")
+	_, err := srv.client(t, "ak", "sk-secret").ShadowGet("t")
 	var fe *fleets.Error
 	if !errors.As(err, &fe) || fe.Code != fleets.CodeBadRequest || !bytes.Equal(fe.Body, body) {
 		t.Fatalf("err = %#v", err)
@@ -351,18 +360,18 @@ func TestHostileBadCallerJSON(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv.respond(200, []byte("{}"), nil)
 			for call, f := range map[string]func() error{
-				"ReportShadow": func() error { _, err := c.ReportShadow("t", v, nil); return err },
-				"PublishEvent": func() error { _, err := c.PublishEvent("t", "e", v, nil); return err },
-				"RespondCommand": func() error {
-					_, err := c.RespondCommand("t", "x1", fleets.ExecutionSucceeded, v, nil)
+				"ShadowReport": func() error { _, err := c.ShadowReport("t", v, nil); return err },
+				"EventPublish": func() error { _, err := c.EventPublish("t", "e", v, nil); return err },
+				"CommandRespond": func() error {
+					_, err := c.CommandRespond("t", "x1", fleets.ExecutionSucceeded, v, nil)
 					return err
 				},
-				"StartNextJob": func() error {
-					_, err := c.StartNextJob("t", &fleets.StartNextJobOptions{StatusDetails: v})
+				"JobsStartNext": func() error {
+					_, err := c.JobsStartNext("t", &fleets.JobsStartNextOptions{StatusDetails: v})
 					return err
 				},
-				"UpdateJob": func() error {
-					_, err := c.UpdateJob("t", "j", fleets.ExecutionSucceeded, &fleets.UpdateJobOptions{StatusDetails: v})
+				"JobsUpdate": func() error {
+					_, err := c.JobsUpdate("t", "j", fleets.ExecutionSucceeded, &fleets.JobsUpdateOptions{StatusDetails: v})
 					return err
 				},
 			} {
@@ -382,18 +391,29 @@ func TestHostileBadCallerJSON(t *testing.T) {
 func TestHostileBigValidCallerJSON(t *testing.T) {
 	srv := newHostileServer(t)
 	c := srv.client(t, "ak", "sk-secret")
-	deep := map[string]any{}
-	for i := 0; i < 5000; i++ {
-		deep = map[string]any{"a": deep}
+	nest := func(levels int) map[string]any {
+		deep := map[string]any{}
+		for i := 1; i < levels; i++ {
+			deep = map[string]any{"a": deep}
+		}
+		return deep
 	}
 	huge := new(big.Int).Exp(big.NewInt(10), big.NewInt(400), nil)
+	// Over 100 levels the core refuses the object before sending (the server would too).
+	srv.respond(200, []byte("{}"), nil)
+	if _, err := c.ShadowReport("t", nest(5000), nil); !errors.Is(err, fleets.ErrInvalidJSON) {
+		t.Errorf("depth 5000: %v, want ErrInvalidJSON", err)
+	}
+	if n := len(srv.requestHeaders()); n != 0 {
+		t.Errorf("depth 5000: %d requests sent", n)
+	}
 	for name, v := range map[string]any{
-		"depth 5000":            deep,
+		"depth 99":              nest(99),
 		"integer of 401 digits": map[string]any{"n": huge},
 		"raw exponent overflow": json.RawMessage(`{"n":1e999999}`), // valid JSON; the server decides
 	} {
 		srv.respond(200, []byte("{}"), nil)
-		if _, err := c.ReportShadow("t", v, nil); err != nil {
+		if _, err := c.ShadowReport("t", v, nil); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 		if n := len(srv.requestHeaders()); n != 1 {

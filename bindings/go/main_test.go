@@ -22,16 +22,82 @@ import (
 	fleets "example.invalid/libfleets/bindings/go"
 )
 
-// emu describes the fleets-emulator started by TestMain.
-var emu struct {
+// readyLine is what fleets-emulator prints on stdout once it serves.
+type readyLine struct {
 	Event      string `json:"event"`
 	Endpoint   string `json:"endpoint"`
 	CAFile     string `json:"ca_file"`
 	APIKey     string `json:"api_key"`
 	APISecret  string `json:"api_secret"`
 	AdminToken string `json:"admin_token"`
+}
 
+// emu describes the fleets-emulator started by TestMain.
+var emu struct {
+	readyLine
 	http *http.Client // trusts the emulator's CA; used for the admin API
+}
+
+// emulatorProcess is a running fleets-emulator.
+type emulatorProcess struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+}
+
+// startEmulator starts fleets-emulator on a free loopback port with extra arguments and
+// waits for its ready line.
+func startEmulator(extra ...string) (*emulatorProcess, readyLine, error) {
+	var ready readyLine
+	bin, err := emulatorPath()
+	if err != nil {
+		return nil, ready, err
+	}
+	p := &emulatorProcess{}
+	p.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--max-body-bytes", fmt.Sprint(maxBody)}, extra...)...)
+	p.cmd.Stderr = &p.stderr
+	p.cmd.SysProcAttr = sysProcAttr()
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, ready, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, ready, fmt.Errorf("starting fleets-emulator: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadBytes('\n')
+		if err == nil {
+			err = json.Unmarshal(line, &ready)
+		}
+		if err == nil && ready.Event != "ready" {
+			err = fmt.Errorf("unexpected first line %q", line)
+		}
+		done <- err
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		err = fmt.Errorf("no ready line within 60 s")
+	}
+	if err != nil {
+		p.stop()
+		return nil, ready, fmt.Errorf("fleets-emulator: %v\n%s", err, p.stderr.String())
+	}
+	return p, ready, nil
+}
+
+// stop ends the emulator with SIGTERM (SIGKILL after 10 s).
+func (p *emulatorProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // maxBody is the emulator's request body limit in these tests (the default is 256 KiB).
@@ -58,56 +124,13 @@ func emulatorPath() (string, error) {
 }
 
 func run(m *testing.M) int {
-	bin, err := emulatorPath()
+	proc, ready, err := startEmulator()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--max-body-bytes", fmt.Sprint(maxBody))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "starting fleets-emulator:", err)
-		return 1
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(stdout).ReadBytes('\n')
-		if err == nil {
-			err = json.Unmarshal(line, &emu)
-		}
-		if err == nil && emu.Event != "ready" {
-			err = fmt.Errorf("unexpected first line %q", line)
-		}
-		ready <- err
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case err = <-ready:
-	case <-time.After(60 * time.Second):
-		err = fmt.Errorf("no ready line within 60 s")
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "fleets-emulator: %v\n%s", err, stderr.String())
-		return 1
-	}
+	defer proc.stop()
+	emu.readyLine = ready
 	pem, err := os.ReadFile(emu.CAFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -134,8 +157,8 @@ func run(m *testing.M) int {
 		}
 	}
 	code := m.Run()
-	if code != 0 && stderr.Len() > 0 {
-		fmt.Fprintf(os.Stderr, "--- fleets-emulator stderr:\n%s", stderr.String())
+	if code != 0 && proc.stderr.Len() > 0 {
+		fmt.Fprintf(os.Stderr, "--- fleets-emulator stderr:\n%s", proc.stderr.String())
 	}
 	return code
 }
@@ -184,6 +207,11 @@ func newThing(t testing.TB, prefix string) string {
 
 // admin calls the emulator's admin API and returns the decoded JSON response.
 func admin(method, path string, body any) (map[string]any, error) {
+	return adminAt(emu.Endpoint, emu.http, emu.AdminToken, method, path, body)
+}
+
+// adminAt calls the admin API of the emulator at base (https://127.0.0.1:PORT).
+func adminAt(base string, client *http.Client, token, method, path string, body any) (map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -192,15 +220,15 @@ func admin(method, path string, body any) (map[string]any, error) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, emu.Endpoint+"/admin/v1"+path, rd)
+	req, err := http.NewRequest(method, base+"/admin/v1"+path, rd)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+emu.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := emu.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,93 +1,18 @@
 package fleets_test
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	fleets "example.invalid/libfleets/bindings/go"
 )
-
-// connectProxy is a minimal HTTP CONNECT proxy with Basic authentication, for ProxyURL.
-type connectProxy struct {
-	addr     string
-	connects atomic.Int64 // CONNECT requests received
-	tunnels  atomic.Int64 // CONNECT requests authenticated and tunneled
-
-	mu      sync.Mutex
-	targets []string
-	conns   []net.Conn
-}
-
-func startConnectProxy(t *testing.T, user, password string) *connectProxy {
-	t.Helper()
-	p := &connectProxy{}
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
-	track := func(c net.Conn) {
-		p.mu.Lock()
-		p.conns = append(p.conns, c)
-		p.mu.Unlock()
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-			return
-		}
-		p.connects.Add(1)
-		p.mu.Lock()
-		p.targets = append(p.targets, r.Host)
-		p.mu.Unlock()
-		if r.Header.Get("Proxy-Authorization") != want {
-			w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
-			http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)
-			return
-		}
-		upstream, err := net.Dial("tcp", r.Host)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		track(upstream)
-		conn, rw, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			upstream.Close()
-			return
-		}
-		track(conn)
-		p.tunnels.Add(1)
-		if _, err := conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
-			conn.Close()
-			upstream.Close()
-			return
-		}
-		go func() { _, _ = io.Copy(upstream, rw.Reader); upstream.Close() }()
-		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-	return p
-}
 
 // TestTrustOptions: CAPEM, UseSystemRoots and their validation.
 func TestTrustOptions(t *testing.T) {
@@ -102,7 +27,7 @@ func TestTrustOptions(t *testing.T) {
 			t.Fatalf("NewClient: %v", err)
 		}
 		defer c.Close()
-		_, err = c.GetShadow("thermostat-001")
+		_, err = c.ShadowGet("thermostat-001")
 		return err
 	}
 	t.Run("CAPEM", func(t *testing.T) {
@@ -156,7 +81,7 @@ func TestClientCertificate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SEC1 %v: %v", sec1, err)
 		}
-		if _, err := c.GetShadow("thermostat-001"); err != nil {
+		if _, err := c.ShadowGet("thermostat-001"); err != nil {
 			t.Errorf("SEC1 %v: %v", sec1, err)
 		}
 		c.Close()
@@ -190,88 +115,6 @@ func TestClientCertificate(t *testing.T) {
 			mustContain(t, "error", err.Error(), tc.messageContain)
 		})
 	}
-}
-
-// TestProxy: ProxyURL tunnels through an HTTP CONNECT proxy with Basic authentication; the
-// password shows neither in errors nor in the printed Config.
-func TestProxy(t *testing.T) {
-	const password = "pr0xy-pa55word-must-not-leak"
-	p := startConnectProxy(t, "device", password)
-	cfg := config()
-	cfg.ProxyURL = "http://device:" + password + "@" + p.addr
-	c, err := fleets.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	thing := newThing(t, "proxy")
-	for i := 0; i < 3; i++ {
-		if _, err := c.ReportShadow(thing, map[string]any{"i": i}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := p.tunnels.Load(); n != 1 {
-		t.Errorf("%d tunnels for 3 calls, want 1 (keep-alive through the proxy)", n)
-	}
-	p.mu.Lock()
-	target := p.targets[0]
-	p.mu.Unlock()
-	if "https://"+target != emu.Endpoint {
-		t.Errorf("CONNECT %s, endpoint %s", target, emu.Endpoint)
-	}
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), cfg.String()} {
-		if strings.Contains(s, password) {
-			t.Errorf("Config prints the proxy password: %s", s)
-		}
-		mustContain(t, "Config", s, "http://device:REDACTED@"+p.addr)
-	}
-
-	t.Run("wrong proxy password", func(t *testing.T) {
-		const wrong = "wr0ng-pa55word-must-not-leak"
-		cfg := config()
-		cfg.ProxyURL = "http://device:" + wrong + "@" + p.addr
-		cfg.Retry = &fleets.RetryPolicy{MaxAttempts: 1}
-		c, err := fleets.NewClient(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		before := p.connects.Load()
-		_, err = c.GetShadow(thing)
-		if err == nil {
-			t.Fatal("call through a proxy refusing the credentials succeeded")
-		}
-		if strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, cfg), wrong) {
-			t.Errorf("the proxy password leaks: %v", err)
-		}
-		if p.connects.Load() == before {
-			t.Error("the proxy was not asked")
-		}
-		t.Logf("407 from the proxy: %v", err)
-	})
-	t.Run("proxy down", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		cfg := config()
-		cfg.ProxyURL = "http://device:" + password + "@" + addr
-		cfg.Retry = &fleets.RetryPolicy{MaxAttempts: 1}
-		c, err := fleets.NewClient(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_, err = c.GetShadow(thing)
-		if !errors.Is(err, fleets.ErrConnect) {
-			t.Errorf("err = %v, want ErrConnect", err)
-		}
-		if err != nil && strings.Contains(err.Error(), password) {
-			t.Errorf("the proxy password leaks: %v", err)
-		}
-	})
 }
 
 // TestConfigOptionErrors: every new option is validated by NewClient, and neither the API
@@ -309,6 +152,7 @@ func TestConfigOptionErrors(t *testing.T) {
 		{"retry: negative backoff", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxBackoff: -time.Second} }, fleets.ErrInvalidArgument},
 		{"retry: huge backoff", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxBackoff: 1 << 62} }, fleets.ErrInvalidArgument},
 		{"negative MaxResponseBytes", func(c *fleets.Config) { c.MaxResponseBytes = -1 }, fleets.ErrInvalidArgument},
+		{"MaxResponseBytes over 16 MiB", func(c *fleets.Config) { c.MaxResponseBytes = fleets.MaxResponseBytesLimit + 1 }, fleets.ErrInvalidConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config()
@@ -338,7 +182,7 @@ func TestConfigOptionErrors(t *testing.T) {
 		}},
 		{"retry: off", func(c *fleets.Config) { c.Retry = &fleets.RetryPolicy{MaxAttempts: 1} }},
 		{"proxy without credentials", func(c *fleets.Config) { c.ProxyURL = "http://127.0.0.1:3128" }},
-		{"MaxResponseBytes", func(c *fleets.Config) { c.MaxResponseBytes = 16 << 20 }},
+		{"MaxResponseBytes at the limit", func(c *fleets.Config) { c.MaxResponseBytes = fleets.MaxResponseBytesLimit }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config()
@@ -349,6 +193,26 @@ func TestConfigOptionErrors(t *testing.T) {
 			}
 			c.Close()
 		})
+	}
+}
+
+// TestMaxResponseBytesLimitAgreesWithLibrary: the package refuses what
+// fleets_config_set_max_response_bytes refuses, no more.
+func TestMaxResponseBytesLimitAgreesWithLibrary(t *testing.T) {
+	if got := fleets.SetMaxResponseBytesResult(fleets.MaxResponseBytesLimit); got != fleets.CodeOK {
+		t.Errorf("the library answers %v for MaxResponseBytesLimit", got)
+	}
+	if got := fleets.SetMaxResponseBytesResult(fleets.MaxResponseBytesLimit + 1); got != fleets.CodeInvalidConfig {
+		t.Errorf("the library answers %v for MaxResponseBytesLimit+1, want FLEETS_ERR_INVALID_CONFIG", got)
+	}
+	// The header names the limit; once it defines it (cbindgen), the values must agree.
+	header, err := os.ReadFile(filepath.Join("..", "..", "include", "fleets.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^#define FLEETS_MAX_RESPONSE_BYTES_LIMIT (\d+)`).FindSubmatch(header); m != nil &&
+		string(m[1]) != strconv.Itoa(fleets.MaxResponseBytesLimit) {
+		t.Errorf("fleets.h: FLEETS_MAX_RESPONSE_BYTES_LIMIT %s, MaxResponseBytesLimit %d", m[1], fleets.MaxResponseBytesLimit)
 	}
 }
 
@@ -366,10 +230,10 @@ func TestMaxResponseBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.ReportShadow(thing, big, nil); err != nil { // ~1.2 MB echoed back
+	if _, err := c.ShadowReport(thing, big, nil); err != nil { // ~1.2 MB echoed back
 		t.Fatal(err)
 	}
-	s, err := c.GetShadow(thing) // over the 1 MiB default, under 4 MiB
+	s, err := c.ShadowGet(thing) // over the 1 MiB default, under 4 MiB
 	if err != nil || len(s.Reported) != 600 {
 		t.Fatalf("1.2 MB shadow with MaxResponseBytes 4 MiB: %v", err)
 	}
@@ -380,10 +244,10 @@ func TestMaxResponseBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer small.Close()
-	if _, err := small.GetShadow("thermostat-001"); err != nil {
+	if _, err := small.ShadowGet("thermostat-001"); err != nil {
 		t.Fatalf("small shadow under a 1000-byte limit: %v", err)
 	}
-	if _, err := small.GetShadow(thing); !errors.Is(err, fleets.ErrBadResponse) {
+	if _, err := small.ShadowGet(thing); !errors.Is(err, fleets.ErrBadResponse) {
 		t.Fatalf("err = %v, want ErrBadResponse", err)
 	}
 }

@@ -31,11 +31,11 @@ func TestRetryRecoversBurst(t *testing.T) {
 
 	fault(t, map[string]any{"kind": "status", "status": 503, "times": 3, "path_prefix": "/api/v1/thing-datas/" + thing + "/"})
 	before := requestCount(t)
-	if _, err := c.GetShadow(thing); err != nil {
-		t.Fatalf("GetShadow after three 503s: %v", err)
+	if _, err := c.ShadowGet(thing); err != nil {
+		t.Fatalf("ShadowGet after three 503s: %v", err)
 	}
 	if n := requestCount(t) - before; n != 4 {
-		t.Errorf("GetShadow: %d requests, want 4 (3 faulted + 1)", n)
+		t.Errorf("ShadowGet: %d requests, want 4 (3 faulted + 1)", n)
 	}
 
 	// A report without a ClientToken gets a generated one, the same on every attempt, and
@@ -44,12 +44,12 @@ func TestRetryRecoversBurst(t *testing.T) {
 	fault(t, map[string]any{"kind": "status", "status": 502, "times": 1, "path_prefix": "/api/v1/thing-datas/shadow/reported"})
 	fault(t, map[string]any{"kind": "status", "status": 429, "times": 1, "path_prefix": "/api/v1/thing-datas/shadow/reported"})
 	before = requestCount(t)
-	body, err := c.ReportShadow(thing, map[string]any{"temperature": 20}, nil)
+	body, err := c.ShadowReport(thing, map[string]any{"temperature": 20}, nil)
 	if err != nil {
-		t.Fatalf("ReportShadow after a 502 and a 429: %v", err)
+		t.Fatalf("ShadowReport after a 502 and a 429: %v", err)
 	}
 	if n := requestCount(t) - before; n != 3 {
-		t.Errorf("ReportShadow: %d requests, want 3", n)
+		t.Errorf("ShadowReport: %d requests, want 3", n)
 	}
 	var rep struct {
 		Version     int64  `json:"version"`
@@ -67,12 +67,12 @@ func TestRetryRecoversBurst(t *testing.T) {
 	mustAdmin(t, "DELETE", "/faults", nil)
 	fault(t, map[string]any{"kind": "status", "status": 504, "times": 2, "path_prefix": "/api/v1/thing-datas/jobs/get"})
 	before = requestCount(t)
-	p, err := c.GetPendingJobs(thing, &fleets.JobOptions{ClientToken: "mine"})
+	p, err := c.JobsGetPending(thing, &fleets.JobOptions{ClientToken: "mine"})
 	if err != nil || p.ClientToken != "mine" {
-		t.Fatalf("GetPendingJobs after two 504s: %+v, %v", p, err)
+		t.Fatalf("JobsGetPending after two 504s: %+v, %v", p, err)
 	}
 	if n := requestCount(t) - before; n != 3 {
-		t.Errorf("GetPendingJobs: %d requests, want 3", n)
+		t.Errorf("JobsGetPending: %d requests, want 3", n)
 	}
 }
 
@@ -83,7 +83,7 @@ func TestRetryExhausted(t *testing.T) {
 	thing := newThing(t, "exhausted")
 	fault(t, map[string]any{"kind": "status", "status": 503, "times": 0, "path_prefix": "/api/v1/thing-datas/" + thing + "/"})
 	before := requestCount(t)
-	_, err := c.GetShadow(thing)
+	_, err := c.ShadowGet(thing)
 	var fe *fleets.Error
 	if !errors.Is(err, fleets.ErrServer) || !errors.As(err, &fe) || fe.HTTPStatus != 503 || len(fe.Body) == 0 {
 		t.Fatalf("err = %v, want ErrServer 503 with a body", err)
@@ -97,7 +97,7 @@ func TestRetryExhausted(t *testing.T) {
 	mustAdmin(t, "DELETE", "/faults", nil)
 	fault(t, map[string]any{"kind": "status", "status": 400, "times": 0, "path_prefix": "/api/v1/thing-datas/" + thing + "/"})
 	before = requestCount(t)
-	if _, err := c.GetShadow(thing); !errors.Is(err, fleets.ErrBadRequest) || strings.Contains(err.Error(), "attempts") {
+	if _, err := c.ShadowGet(thing); !errors.Is(err, fleets.ErrBadRequest) || strings.Contains(err.Error(), "attempts") {
 		t.Errorf("400: err = %v", err)
 	}
 	if n := requestCount(t) - before; n != 1 {
@@ -113,7 +113,7 @@ func TestRetryExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	_, err = cc.GetShadow(thing)
+	_, err = cc.ShadowGet(thing)
 	if !errors.Is(err, fleets.ErrConnect) {
 		t.Fatalf("err = %v, want ErrConnect", err)
 	}
@@ -130,7 +130,7 @@ func TestRetryAfter(t *testing.T) {
 	fault(t, map[string]any{"kind": "status", "status": 429, "retry_after_s": 7, "path_prefix": prefix})
 	before := requestCount(t)
 	start := time.Now()
-	_, err := c.GetShadow(thing)
+	_, err := c.ShadowGet(thing)
 	var fe *fleets.Error
 	if !errors.Is(err, fleets.ErrRateLimited) || !errors.As(err, &fe) {
 		t.Fatalf("err = %v, want ErrRateLimited", err)
@@ -146,20 +146,20 @@ func TestRetryAfter(t *testing.T) {
 	}
 
 	fault(t, map[string]any{"kind": "status", "status": 503, "retry_after_s": 30, "retry_after_date": true, "path_prefix": prefix})
-	_, err = c.GetShadow(thing)
+	_, err = c.ShadowGet(thing)
 	if !errors.As(err, &fe) || fe.RetryAfter < 28*time.Second || fe.RetryAfter > 31*time.Second {
 		t.Errorf("HTTP-date Retry-After: err = %v, RetryAfter %v, want ~30 s", err, fe.RetryAfter)
 	}
 
 	fault(t, map[string]any{"kind": "status", "status": 503, "path_prefix": prefix})
-	_, err = c.GetShadow(thing)
+	_, err = c.ShadowGet(thing)
 	if !errors.As(err, &fe) || fe.HTTPStatus != 503 || fe.RetryAfter != 0 {
 		t.Errorf("503 without Retry-After: err = %v, RetryAfter %v", err, fe.RetryAfter)
 	}
 
 	// The next call's outcome does not keep a stale value (per-thread state is reset).
 	fault(t, map[string]any{"kind": "status", "status": 404, "path_prefix": prefix})
-	_, err = c.GetShadow(thing)
+	_, err = c.ShadowGet(thing)
 	if !errors.As(err, &fe) || fe.RetryAfter != 0 {
 		t.Errorf("404 after a 503 with Retry-After: RetryAfter %v", fe.RetryAfter)
 	}
@@ -170,7 +170,7 @@ func TestRetryAfter(t *testing.T) {
 	mustAdmin(t, "DELETE", "/faults", nil)
 	fault(t, map[string]any{"kind": "status", "status": 429, "retry_after_s": 5, "times": 0, "path_prefix": prefix})
 	before, start = requestCount(t), time.Now()
-	_, err = r.GetShadow(thing)
+	_, err = r.ShadowGet(thing)
 	if !errors.As(err, &fe) || fe.Code != fleets.CodeRateLimited || fe.RetryAfter != 5*time.Second {
 		t.Errorf("after retries: err = %v, RetryAfter %v", err, fe.RetryAfter)
 	}
@@ -182,7 +182,7 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-// TestNoRetryOfEventsAndCommands: PublishEvent and RespondCommand are sent once even with
+// TestNoRetryOfEventsAndCommands: EventPublish and CommandRespond are sent once even with
 // retries on (the default policy), since repeating them could duplicate the event.
 func TestNoRetryOfEventsAndCommands(t *testing.T) {
 	c := newClient(t) // library defaults: 3 attempts
@@ -191,20 +191,20 @@ func TestNoRetryOfEventsAndCommands(t *testing.T) {
 	fault(t, map[string]any{"kind": "status", "status": 503, "times": 0, "path_prefix": "/api/v1/thing-datas/command/response"})
 
 	before := requestCount(t)
-	_, err := c.PublishEvent(thing, "boot", nil, nil)
+	_, err := c.EventPublish(thing, "boot", nil, nil)
 	if !errors.Is(err, fleets.ErrServer) || strings.Contains(err.Error(), "attempts") {
-		t.Fatalf("PublishEvent: err = %v, want ErrServer from one attempt", err)
+		t.Fatalf("EventPublish: err = %v, want ErrServer from one attempt", err)
 	}
 	if n := requestCount(t) - before; n != 1 {
-		t.Errorf("PublishEvent: %d requests, want 1", n)
+		t.Errorf("EventPublish: %d requests, want 1", n)
 	}
 	id := mustAdmin(t, "POST", "/things/"+thing+"/commands", map[string]any{"action": "reboot"})["executionId"].(string)
 	before = requestCount(t)
-	if _, err := c.RespondCommand(thing, id, fleets.ExecutionSucceeded, nil, nil); !errors.Is(err, fleets.ErrServer) {
-		t.Fatalf("RespondCommand: err = %v, want ErrServer", err)
+	if _, err := c.CommandRespond(thing, id, fleets.ExecutionSucceeded, nil, nil); !errors.Is(err, fleets.ErrServer) {
+		t.Fatalf("CommandRespond: err = %v, want ErrServer", err)
 	}
 	if n := requestCount(t) - before; n != 1 {
-		t.Errorf("RespondCommand: %d requests, want 1", n)
+		t.Errorf("CommandRespond: %d requests, want 1", n)
 	}
 	if events := mustAdmin(t, "GET", "/things/"+thing+"/events", nil)["events"].([]any); len(events) != 0 {
 		t.Errorf("events = %v", events)

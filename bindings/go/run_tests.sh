@@ -7,7 +7,7 @@
 #      binaries find libfleets.so.0 without LD_LIBRARY_PATH;
 #   3. gofmt, go vet, the CGO_ENABLED=0 error check, go test -race against an emulator
 #      started by TestMain, and a short run linking libfleets.a (-tags fleets_static).
-# Options: --bench also runs the ReportShadow throughput benchmarks (libfleets vs net/http)
+# Options: --bench also runs the ShadowReport throughput benchmarks (libfleets vs net/http)
 #          against a release build of the emulator (cargo build --release -p fleets-emulator).
 # Env: FLEETS_SKIP_CARGO=1 skips step 1; CARGO_TARGET_DIR is honoured; GOFLAGS passes through.
 set -euo pipefail
@@ -26,7 +26,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 if [ "${FLEETS_SKIP_CARGO:-0}" != 1 ]; then
 	step "cargo build --release -p fleets; cargo build -p fleets-emulator"
-	(cd "$root" && cargo build --release -p fleets && cargo build -p fleets-emulator)
+	(cd "$root" && cargo build --locked --release -p fleets && cargo build --locked -p fleets-emulator)
 fi
 lib=$target/release/libfleets.so
 emu=$target/debug/fleets-emulator
@@ -89,12 +89,12 @@ go test -race -count=1 ./...
 
 step "go test -tags fleets_static (libfleets.a through pkg-config fleets-static; a few tests)"
 go vet -tags fleets_static ./...
-go test -tags fleets_static -count=1 -run 'TestVersion|TestReportAndGetShadow|^Example$' ./...
+go test -tags fleets_static -count=1 -run 'TestVersion|TestShadowReportAndGet|^Example$' ./...
 
 if [ "$bench" = 1 ]; then
 	# An optimized emulator, so that the server is not what is measured.
-	[ "${FLEETS_SKIP_CARGO:-0}" = 1 ] || (cd "$root" && cargo build --release -p fleets-emulator)
+	[ "${FLEETS_SKIP_CARGO:-0}" = 1 ] || (cd "$root" && cargo build --locked --release -p fleets-emulator)
 	[ -x "$target/release/fleets-emulator" ] && export FLEETS_EMULATOR=$target/release/fleets-emulator
-	step "ReportShadow throughput: libfleets vs net/http (same emulator $FLEETS_EMULATOR, same body, keep-alive)"
-	go test -run '^$' -bench 'ReportShadow' -benchtime "${FLEETS_BENCHTIME:-3s}" -count=1 .
+	step "ShadowReport throughput: libfleets vs net/http (same emulator $FLEETS_EMULATOR, same body, keep-alive)"
+	go test -run '^$' -bench 'ShadowReport' -benchtime "${FLEETS_BENCHTIME:-3s}" -count=1 .
 fi

@@ -82,9 +82,10 @@ func keyPEM(t *testing.T, key crypto.Signer, sec1 bool) []byte {
 }
 
 // serverCertificate returns a CA certificate (PEM file) and a server certificate for
-// 127.0.0.1 that it signed, for a local HTTPS server that libfleets verifies like any
-// other (httptest's own certificate is a CA certificate, which rustls refuses as a server's).
-func serverCertificate(t *testing.T) (caFile string, cert tls.Certificate) {
+// 127.0.0.1 (and dnsNames) that it signed, for a local HTTPS server that libfleets verifies
+// like any other (httptest's own certificate is a CA certificate, which rustls refuses as a
+// server's).
+func serverCertificate(t *testing.T, dnsNames ...string) (caFile string, cert tls.Certificate) {
 	t.Helper()
 	caPEM, caKey := selfSigned(t, "fleets test server CA", true)
 	block, _ := pem.Decode(caPEM)
@@ -104,10 +105,20 @@ func serverCertificate(t *testing.T) (caFile string, cert tls.Certificate) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return writeFile(t, "server-ca.pem", caPEM), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serverCertificateFiles is serverCertificate with the server certificate and its key
+// written as PEM files, for fleets-emulator's --tls-cert and --tls-key.
+func serverCertificateFiles(t *testing.T, dnsNames ...string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caFile, cert := serverCertificate(t, dnsNames...)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	return caFile, writeFile(t, "server.pem", certPEM), writeFile(t, "server.key", keyPEM(t, cert.PrivateKey.(crypto.Signer), false))
 }

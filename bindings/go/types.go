@@ -49,9 +49,13 @@ type Config struct {
 	// ProxyURL, when set, sends every request through an HTTP CONNECT proxy,
 	// "http://[user:password@]host:port". TLS still runs end to end with the server. A
 	// malformed URL or another scheme is ErrInvalidConfig. The password never appears in
-	// an error message or in the printed Config. (NewClientFromEnv reads HTTPS_PROXY and
-	// NO_PROXY instead.)
+	// an error message or in the printed Config. A loopback Endpoint (localhost,
+	// 127.0.0.0/8, ::1) never goes through the proxy, as with curl's default NO_PROXY.
+	// (NewClientFromEnv reads HTTPS_PROXY and NO_PROXY instead.)
 	ProxyURL string
+
+	// Durations are time.Durations, Go's form of the settings C takes in integer
+	// milliseconds and Python in seconds (float).
 
 	// ConnectTimeout limits DNS, TCP connect and the TLS handshake; 0 means the default
 	// (10 s). It is rounded up to whole milliseconds.
@@ -66,16 +70,50 @@ type Config struct {
 	Retry *RetryPolicy
 
 	// MaxResponseBytes is the largest response body accepted and kept in memory; a larger
-	// body is ErrBadResponse. 0 means the default (1 MiB); negative is ErrInvalidArgument.
+	// body is ErrBadResponse. 0 means the default (1 MiB); negative is ErrInvalidArgument;
+	// more than MaxResponseBytesLimit (16 MiB) is ErrInvalidConfig.
 	MaxResponseBytes int
+}
+
+// MaxResponseBytesLimit is the largest Config.MaxResponseBytes libfleets accepts
+// (FLEETS_MAX_RESPONSE_BYTES_LIMIT): a response is held in memory whole.
+const MaxResponseBytesLimit = 16 << 20
+
+// ClientStats are the counters of a Client since it was created (Client.Stats,
+// fleets_client_stats).
+type ClientStats struct {
+	// Calls is the number of ThingDatas calls made (each counts once, however many
+	// attempts it took).
+	Calls uint64
+	// Failures is the number of calls that ended with an error after their arguments were
+	// accepted (transport failures and HTTP error statuses).
+	Failures uint64
+	// Requests is the number of HTTP requests sent: every attempt, retries and resends
+	// included.
+	Requests uint64
+	// Retries is the number of attempts after the first, made by the retry policy.
+	Retries uint64
+	// StaleResends is the number of requests sent again on a new connection because the
+	// server had closed a kept-alive one.
+	StaleResends uint64
+	// Connections is the number of TCP connections opened (the first one included).
+	Connections uint64
+	// BytesSent is the number of bytes written to TCP connections (TLS records, HTTP
+	// framing, bodies).
+	BytesSent uint64
+	// BytesReceived is the number of bytes read from TCP connections.
+	BytesReceived uint64
+	// LastLatency is the wall time of the last completed call, all attempts included
+	// (microsecond resolution); 0 before the first call.
+	LastLatency time.Duration
 }
 
 // RetryPolicy says how libfleets retries transient failures within one call.
 //
-// Only calls that are safe to repeat are retried: GetShadow, and the calls that carry a
-// client token (ReportShadow, GetPendingJobs, StartNextJob, DescribeJob, UpdateJob). When
+// Only calls that are safe to repeat are retried: ShadowGet, and the calls that carry a
+// client token (ShadowReport, JobsGetPending, JobsStartNext, JobsDescribe, JobsUpdate). When
 // retries are enabled and the options give no ClientToken, libfleets sends a generated one
-// ("fleets-" and 16 hex digits), which the server echoes. PublishEvent and RespondCommand
+// ("fleets-" and 16 hex digits), which the server echoes. EventPublish and CommandRespond
 // are never repeated. Retried failures: connection failures, timeouts before any byte of the
 // response, and HTTP 429, 502, 503 and 504 (never another 4xx). Between attempts the client
 // waits a random time up to the current backoff (doubling per attempt, at most MaxBackoff),
@@ -148,25 +186,28 @@ func (s Severity) String() string {
 }
 
 // ExecutionStatus is the status of a command execution or a job execution, as its wire
-// name. A device may report only ExecutionInProgress, ExecutionSucceeded, ExecutionFailed
-// and ExecutionRejected; the others appear in responses.
+// name.
+//
+// A device reports one of the four constants below, the same set as C's
+// FLEETS_EXECUTION_* and Python's fleets.ExecutionStatus. The Status of a job execution read
+// from a response may also hold a status only the server sets: "QUEUED" (waiting for the
+// device), "TIMED_OUT" (step timeout or TTL expired) or "CANCELED" (by an operator);
+// IsTerminal knows them all.
 type ExecutionStatus string
 
-// Execution statuses.
+// The execution statuses a device reports (FLEETS_EXECUTION_*).
 const (
-	ExecutionQueued     ExecutionStatus = "QUEUED"      // job execution waiting for the device
 	ExecutionInProgress ExecutionStatus = "IN_PROGRESS" // started by the device
 	ExecutionSucceeded  ExecutionStatus = "SUCCEEDED"   // finished successfully (terminal)
 	ExecutionFailed     ExecutionStatus = "FAILED"      // finished with a failure (terminal)
 	ExecutionRejected   ExecutionStatus = "REJECTED"    // refused by the device (terminal)
-	ExecutionTimedOut   ExecutionStatus = "TIMED_OUT"   // step timeout or TTL expired (terminal)
-	ExecutionCanceled   ExecutionStatus = "CANCELED"    // canceled by an operator (terminal)
 )
 
-// IsTerminal reports whether no further update is accepted in this status.
+// IsTerminal reports whether no further update is accepted in this status: SUCCEEDED,
+// FAILED, REJECTED, and the server's TIMED_OUT and CANCELED.
 func (s ExecutionStatus) IsTerminal() bool {
 	switch s {
-	case ExecutionSucceeded, ExecutionFailed, ExecutionRejected, ExecutionTimedOut, ExecutionCanceled:
+	case ExecutionSucceeded, ExecutionFailed, ExecutionRejected, "TIMED_OUT", "CANCELED":
 		return true
 	}
 	return false
@@ -195,7 +236,7 @@ func (s ExecutionStatus) deviceStatus() (uint32, error) {
 	return 0, invalidArg("status %q cannot be reported by a device (use IN_PROGRESS, SUCCEEDED, FAILED or REJECTED)", string(s))
 }
 
-// ReportOptions are the optional parts of ReportShadow.
+// ReportOptions are the optional parts of ShadowReport.
 type ReportOptions struct {
 	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
 	// empty and retries are enabled (the default), libfleets sends a generated token
@@ -207,7 +248,7 @@ type ReportOptions struct {
 	Version uint64
 }
 
-// EventOptions are the optional parts of PublishEvent.
+// EventOptions are the optional parts of EventPublish.
 type EventOptions struct {
 	// Severity of the event; SeverityUnset leaves it out.
 	Severity Severity
@@ -218,13 +259,13 @@ type EventOptions struct {
 	AppID string
 }
 
-// CommandOptions are the optional parts of RespondCommand.
+// CommandOptions are the optional parts of CommandRespond.
 type CommandOptions struct {
 	// Timestamp of the response, sent in Unix seconds; the zero Time means now.
 	Timestamp time.Time
 }
 
-// JobOptions are the optional parts of GetPendingJobs and DescribeJob.
+// JobOptions are the optional parts of JobsGetPending and JobsDescribe.
 type JobOptions struct {
 	// ClientToken (at most 64 printable ASCII bytes) is echoed back in the response. When
 	// empty and retries are enabled (the default), libfleets sends a generated token
@@ -233,8 +274,8 @@ type JobOptions struct {
 	ClientToken string
 }
 
-// StartNextJobOptions are the optional parts of StartNextJob.
-type StartNextJobOptions struct {
+// JobsStartNextOptions are the optional parts of JobsStartNext.
+type JobsStartNextOptions struct {
 	// StatusDetails, when not nil, is encoded as a JSON object and stored with the
 	// execution (a map, a struct or a json.RawMessage).
 	StatusDetails any
@@ -248,8 +289,8 @@ type StartNextJobOptions struct {
 	ClientToken string
 }
 
-// UpdateJobOptions are the optional parts of UpdateJob.
-type UpdateJobOptions struct {
+// JobsUpdateOptions are the optional parts of JobsUpdate.
+type JobsUpdateOptions struct {
 	// StatusDetails, when not nil, is encoded as a JSON object and replaces the stored
 	// details.
 	StatusDetails any
@@ -263,7 +304,7 @@ type UpdateJobOptions struct {
 	ClientToken string
 }
 
-// Shadow is the device shadow returned by GetShadow.
+// Shadow is the device shadow returned by ShadowGet.
 type Shadow struct {
 	// Reported is the state last reported by the device.
 	Reported map[string]any `json:"reported"`
@@ -290,13 +331,13 @@ type JobSummary struct {
 	StartedAt time.Time
 	// LastUpdatedAt is the time of the last change.
 	LastUpdatedAt time.Time
-	// VersionNumber increments with every change; pass it as UpdateJobOptions.ExpectedVersion.
+	// VersionNumber increments with every change; pass it as JobsUpdateOptions.ExpectedVersion.
 	VersionNumber int64
 	// ExecutionNumber numbers the executions of this job on this thing.
 	ExecutionNumber int64
 }
 
-// PendingJobs is the result of GetPendingJobs.
+// PendingJobs is the result of JobsGetPending.
 type PendingJobs struct {
 	// InProgress lists the executions the device has started, oldest first.
 	InProgress []JobSummary
@@ -324,7 +365,7 @@ type JobExecution struct {
 	StartedAt time.Time
 	// LastUpdatedAt is the time of the last change.
 	LastUpdatedAt time.Time
-	// VersionNumber increments with every change; pass it as UpdateJobOptions.ExpectedVersion.
+	// VersionNumber increments with every change; pass it as JobsUpdateOptions.ExpectedVersion.
 	VersionNumber int64
 	// ExecutionNumber numbers the executions of this job on this thing.
 	ExecutionNumber int64
@@ -336,9 +377,9 @@ type JobExecution struct {
 	JobDocument json.RawMessage
 }
 
-// JobExecutionResult is the result of StartNextJob and DescribeJob.
+// JobExecutionResult is the result of JobsStartNext and JobsDescribe.
 type JobExecutionResult struct {
-	// Execution is the execution; nil from StartNextJob when no job is pending.
+	// Execution is the execution; nil from JobsStartNext when no job is pending.
 	Execution *JobExecution
 	// ClientToken echoes the request's client token.
 	ClientToken string
@@ -346,7 +387,7 @@ type JobExecutionResult struct {
 	Raw json.RawMessage
 }
 
-// JobExecutionState is the state of an execution after UpdateJob.
+// JobExecutionState is the state of an execution after JobsUpdate.
 type JobExecutionState struct {
 	// Status is the new status.
 	Status ExecutionStatus
@@ -356,7 +397,7 @@ type JobExecutionState struct {
 	VersionNumber int64
 }
 
-// JobUpdateResult is the result of UpdateJob.
+// JobUpdateResult is the result of JobsUpdate.
 type JobUpdateResult struct {
 	// ExecutionState is the execution's state after the update.
 	ExecutionState JobExecutionState

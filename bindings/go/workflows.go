@@ -125,14 +125,14 @@ func (c *Client) finish(st *callState, rc C.fleets_result) error {
 // next time (appliedVersion itself on error). A declined value is offered again by the next
 // sync; any value may be offered again after a conflict, a failed report or a crash:
 // applying a desired value must be idempotent. Errors: ErrConflict when the desired state
-// kept changing, and those of GetShadow and ReportShadow.
+// kept changing, and those of ShadowGet and ShadowReport.
 func (c *Client) ShadowSync(thingName string, appliedVersion uint64, onDelta func(key string, value json.RawMessage) bool) (uint64, error) {
 	return c.shadowSync(thingName, appliedVersion, "", onDelta)
 }
 
 // ShadowSyncWithStateFile is ShadowSync with the applied version kept in the file statePath
 // (a small JSON file, replaced atomically; a missing file means 0). It returns the version
-// now applied. ErrStorage for a file that is not such a state file or cannot be written
+// now applied. ErrLocalFile for a file that is not such a state file or cannot be written
 // (ErrDiskFull when the disk is full).
 func (c *Client) ShadowSyncWithStateFile(thingName, statePath string, onDelta func(key string, value json.RawMessage) bool) (uint64, error) {
 	if statePath == "" {
@@ -206,7 +206,7 @@ type DownloadOptions struct {
 // unless opts.SendCredentials. opts may be nil.
 //
 // Errors: ErrHashMismatch (nothing installed), ErrRangeNotSupported, ErrDiskFull (the
-// partial file stays), ErrStorage, ErrCanceled, ErrInvalidArgument, and those of the calls
+// partial file stays), ErrLocalFile, ErrCanceled, ErrInvalidArgument, and those of the calls
 // (ErrConnect, ErrTLS, ErrTimeout, ErrIO, ErrNotFound, ...).
 func (c *Client) Download(url, sha256Hex, destPath string, opts *DownloadOptions) error {
 	if opts == nil {

@@ -127,7 +127,7 @@ func TestShadowSyncStateFileConflictAndPanics(t *testing.T) {
 	if err := os.WriteFile(state, []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ShadowSyncWithStateFile(thing, state, func(string, json.RawMessage) bool { return true }); !errors.Is(err, fleets.ErrStorage) {
+	if _, err := c.ShadowSyncWithStateFile(thing, state, func(string, json.RawMessage) bool { return true }); !errors.Is(err, fleets.ErrLocalFile) {
 		t.Errorf("corrupt state file: %v", err)
 	}
 
@@ -203,7 +203,7 @@ func TestDownloadResumesAndFails(t *testing.T) {
 	if err := c.Download(url, sha, other, &fleets.DownloadOptions{Progress: func(got, _ int64) bool { return got < 100_000 }}); !errors.Is(err, fleets.ErrCanceled) {
 		t.Errorf("canceled: %v", err)
 	}
-	if err := c.Download(url, sha, filepath.Join(dir, "missing", "f"), nil); !errors.Is(err, fleets.ErrStorage) {
+	if err := c.Download(url, sha, filepath.Join(dir, "missing", "f"), nil); !errors.Is(err, fleets.ErrLocalFile) {
 		t.Errorf("missing directory: %v", err)
 	}
 	if err := c.Download("http://example.com/f", sha, other, nil); !errors.Is(err, fleets.ErrInvalidArgument) {
@@ -323,7 +323,7 @@ func TestJobAgentBadDetailsPanicsAndClose(t *testing.T) {
 	if s := jobExecution(t, job, thing)["status"]; s != "FAILED" {
 		t.Errorf("status %v", s)
 	}
-	if _, err := (&fleets.JobAgent{ThingName: thing, StateDir: filepath.Join(dir, "missing")}).RunOnce(c); !errors.Is(err, fleets.ErrStorage) {
+	if _, err := (&fleets.JobAgent{ThingName: thing, StateDir: filepath.Join(dir, "missing")}).RunOnce(c); !errors.Is(err, fleets.ErrLocalFile) {
 		t.Errorf("missing state dir: %v", err)
 	}
 
@@ -333,7 +333,7 @@ func TestJobAgentBadDetailsPanicsAndClose(t *testing.T) {
 	_, err := c.ShadowSync(thing, 0, func(string, json.RawMessage) bool {
 		go func() { c.Close(); close(closed) }()
 		time.Sleep(50 * time.Millisecond) // Close is now waiting for this workflow
-		if _, err := c.GetShadow(thing); err != nil {
+		if _, err := c.ShadowGet(thing); err != nil {
 			t.Errorf("a call from the callback while Close waits: %v", err)
 		}
 		return true

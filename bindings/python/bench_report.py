@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Throughput of ``fleets.Client.report_shadow`` in a loop next to ``requests.Session``
+"""Throughput of ``fleets.Client.shadow_report`` in a loop next to ``requests.Session``
 posting the same body to the same fleets-emulator (same CA verification, keep-alive), in one
 run. Prints both rates and their ratio.
 
@@ -32,7 +32,7 @@ THING = "bench-001"
 STATE = {"temperature": 21.5, "humidity": 58, "firmware": "2.0.0", "uptime": 123456}
 
 
-def start_emulator(exe: Path) -> Tuple[subprocess.Popen, Dict[str, str]]:
+def start_emulator(exe: Path) -> Tuple["subprocess.Popen[bytes]", Dict[str, str]]:
     proc = subprocess.Popen([str(exe), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     line = b""
@@ -90,7 +90,7 @@ def main() -> None:
         client = fleets.Client(endpoint, ready["api_key"], ready["api_secret"], ca_file=ca)
 
         def fleets_once() -> None:
-            client.report_shadow(THING, STATE)
+            client.shadow_report(THING, STATE)
 
         # A default Session. The CA goes with each request: a Session-level `verify` loses to
         # $REQUESTS_CA_BUNDLE when that is set (requests' trust_env behaviour).
@@ -120,7 +120,7 @@ def main() -> None:
 
         rate = {k: n / dt for k, (n, dt) in totals.items()}
         print(f"emulator: {exe} ({endpoint}); {args.rounds} rounds x {args.seconds:g}s per client, one thread each")
-        print(f"fleets.Client.report_shadow : {rate['fleets']:8.0f} req/s  ({totals['fleets'][0]} calls)")
+        print(f"fleets.Client.shadow_report : {rate['fleets']:8.0f} req/s  ({totals['fleets'][0]} calls)")
         print(f"requests.Session.post       : {rate['requests']:8.0f} req/s  ({totals['requests'][0]} calls)")
         print(f"ratio fleets/requests       : {rate['fleets'] / rate['requests']:8.2f}x")
         print(f"emulator counted {stats['by_endpoint'].get('POST /api/v1/thing-datas/shadow/reported', 0)} report requests")

@@ -26,7 +26,7 @@ fi
 
 # No build isolation needed: the backend is in-tree and requires nothing (tomli on < 3.11).
 "$vpy" -m pip install -q --no-deps --force-reinstall "$here"
-(cd "$root" && "$cargo" build -q -p fleets-emulator)
+(cd "$root" && "$cargo" build --locked -q -p fleets-emulator)
 
 export FLEETS_EMULATOR="$target/debug/fleets-emulator"
 unset FLEETS_LIBRARY

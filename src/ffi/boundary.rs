@@ -80,6 +80,41 @@ pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mu
     unsafe { ptr.as_mut() }.ok_or_else(|| null(name))
 }
 
+/// An optional input struct passed by pointer (an options struct): NULL means "all
+/// defaults".
+///
+/// # Safety
+/// `ptr` is NULL or points to a `T` valid for reads for the duration of the call.
+pub(crate) unsafe fn optional_struct<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` is valid for reads of one `T`.
+    unsafe { ptr.as_ref() }
+}
+
+/// An optional output pointer (NULL: the caller does not want the value).
+///
+/// # Safety
+/// `ptr` is NULL or valid for writing one `T`.
+pub(crate) unsafe fn optional_output<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` is valid for writes of one `T`.
+    unsafe { ptr.as_mut() }
+}
+
+/// Copies `text` into a fixed-size C character array, truncated at a UTF-8 character
+/// boundary so that it always ends with a NUL.
+pub(crate) fn copy_truncated(text: &str, into: &mut [c_char]) {
+    let Some(room) = into.len().checked_sub(1) else {
+        return;
+    };
+    let mut keep = text.len().min(room);
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    for (dst, &src) in into.iter_mut().zip(&text.as_bytes()[..keep]) {
+        *dst = src as c_char;
+    }
+    into[keep] = 0;
+}
+
 /// A required output pointer; written only once the call has succeeded.
 ///
 /// # Safety

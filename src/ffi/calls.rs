@@ -12,7 +12,7 @@ use crate::ffi::boundary::{api_call, optional_str, required_str};
 use crate::ffi::types::{fleets_client_t, fleets_execution_status, fleets_result, fleets_severity};
 use crate::{Event, ExecutionStatus, ReportOptions, Severity};
 
-fn severity(raw: fleets_severity) -> Result<Option<Severity>> {
+pub(crate) fn severity(raw: fleets_severity) -> Result<Option<Severity>> {
     match raw {
         crate::ffi::FLEETS_SEVERITY_UNSET => Ok(None),
         raw => Severity::from_raw(raw)
@@ -21,7 +21,7 @@ fn severity(raw: fleets_severity) -> Result<Option<Severity>> {
     }
 }
 
-fn status(raw: fleets_execution_status) -> Result<ExecutionStatus> {
+pub(crate) fn status(raw: fleets_execution_status) -> Result<ExecutionStatus> {
     ExecutionStatus::from_raw(raw)
         .ok_or_else(|| Error::invalid_argument(format!("unknown fleets_execution_status {raw}")))
 }

@@ -19,15 +19,16 @@ pub extern "C" fn fleets_version() -> *const c_char {
 /// Whether an API call that returned `result` may have delivered its request to the server:
 /// true for `FLEETS_OK`, `FLEETS_ERR_BUFFER_TOO_SMALL`, `FLEETS_ERR_CANCELED` (a workflow
 /// stopped by its callback), a timeout or I/O failure (2xx after the connection was made),
-/// every HTTP status or response error (3xx), local storage errors (4xx: a workflow may have
-/// sent requests before) and 9xx; false when the request certainly was not sent (the other
-/// 1xx argument and configuration errors, `FLEETS_ERR_CONNECT`, `FLEETS_ERR_TLS`), so that
-/// sending it again cannot make a duplicate. An unknown value is
+/// every HTTP status or response error (3xx), the workflows' local-storage results
+/// (`FLEETS_ERR_DISK_FULL`, `FLEETS_ERR_LOCAL_FILE`: requests may have been sent before) and
+/// 9xx; false when the request certainly was not sent (the other 1xx argument and
+/// configuration errors, `FLEETS_ERR_CONNECT`, `FLEETS_ERR_TLS`, and the 4xx local-storage
+/// results of the outbox), so that sending it again cannot make a duplicate. An unknown value is
 /// treated as "may have been sent". Thread-safe; no state.
 #[no_mangle]
 pub extern "C" fn fleets_result_request_sent(result: fleets_result) -> bool {
     guard_value(true, || match ErrorCode::from_raw(result) {
-        Some(code) => code.request_may_have_been_sent(),
+        Some(code) => code.request_sent(),
         None => true,
     })
 }

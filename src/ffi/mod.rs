@@ -11,6 +11,8 @@ mod json;
 mod last_call;
 mod library;
 mod observe;
+pub(crate) mod os;
+mod outbox;
 mod types;
 mod workflows;
 
@@ -19,5 +21,6 @@ pub use client::*;
 pub use json::*;
 pub use library::*;
 pub use observe::*;
+pub use outbox::*;
 pub use types::*;
 pub use workflows::*;

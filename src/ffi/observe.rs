@@ -61,7 +61,7 @@ pub unsafe extern "C" fn fleets_set_log_callback(
     guard(|| {
         let (Some(callback), Some(level)) = (callback, LogLevel::from_raw(max_level)) else {
             if max_level == FLEETS_LOG_OFF || callback.is_none() {
-                crate::clear_log_hook();
+                crate::clear_log_callback();
                 return Ok(());
             }
             return Err(Error::invalid_argument(format!(
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn fleets_set_log_callback(
             )));
         };
         let user = UserPointer(user);
-        crate::set_log_hook(level, move |level, message| {
+        crate::set_log_callback(level, move |level, message| {
             // Messages are built by libfleets and printable: no interior NUL.
             if let Ok(message) = CString::new(message) {
                 let user = &user;

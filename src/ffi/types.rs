@@ -80,20 +80,35 @@ pub const FLEETS_ERR_HASH_MISMATCH: fleets_result = 310;
 /// server answered the `Range` request with the whole file (no range support, or the file
 /// changed). The partial file is kept.
 pub const FLEETS_ERR_RANGE_NOT_SUPPORTED: fleets_result = 311;
-/// Local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a download.
-/// Partial downloads are kept so that the download resumes once space is freed.
+/// Outbox: reading, writing or syncing its files failed (disk full, read-only file system,
+/// I/O error). An enqueue that returns it did not store the record.
+pub const FLEETS_ERR_STORAGE_IO: fleets_result = 400;
+/// Outbox: the record does not fit in `max_bytes` and the full policy refuses it (or no
+/// event is left to drop). Nothing was stored.
+pub const FLEETS_ERR_OUTBOX_FULL: fleets_result = 401;
+/// Outbox: another handle, in this process or another, has the directory open (it holds the
+/// directory's `LOCK` file). Close it first; the lock is released when its process exits.
+pub const FLEETS_ERR_OUTBOX_LOCKED: fleets_result = 402;
+/// Outbox: the directory holds outbox files this library cannot use (written by a newer
+/// format version). They are left untouched.
+pub const FLEETS_ERR_OUTBOX_CORRUPT: fleets_result = 403;
+/// Workflows: local storage is full (`ENOSPC`, `EDQUOT`) while writing a state file or a
+/// download. Partial downloads are kept so that the download resumes once space is freed.
+/// Requests may have been sent before (the outbox reports a full disk as
+/// `FLEETS_ERR_STORAGE_IO`).
 pub const FLEETS_ERR_DISK_FULL: fleets_result = 420;
-/// A local file (a state file, a download) could not be created, read, written, synced or
-/// renamed, for a reason other than a full disk (permissions, I/O error, a missing
-/// directory, a state file that is not ours); the message names the file.
-pub const FLEETS_ERR_STORAGE: fleets_result = 421;
+/// Workflows: a local file (a state file, a download) could not be created, read, written,
+/// synced or renamed, for a reason other than a full disk (permissions, I/O error, a missing
+/// directory, a state file that is not ours); the message names the file. Requests may have
+/// been sent before.
+pub const FLEETS_ERR_LOCAL_FILE: fleets_result = 421;
 /// A bug: a panic was caught at the C boundary.
 pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
 
 /// The largest response limit `fleets_config_set_max_response_bytes` accepts (16 MiB).
-pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = crate::MAX_RESPONSE_BYTES_LIMIT;
+pub const FLEETS_MAX_RESPONSE_BYTES_LIMIT: usize = 16777216;
 
 /// Severity of an event (`fleets_event_publish`).
 pub type fleets_severity = u32;
@@ -170,12 +185,20 @@ mod tests {
             (FLEETS_ERR_BAD_RESPONSE, ErrorCode::BadResponse),
             (FLEETS_ERR_HASH_MISMATCH, ErrorCode::HashMismatch),
             (FLEETS_ERR_RANGE_NOT_SUPPORTED, ErrorCode::RangeNotSupported),
+            (FLEETS_ERR_STORAGE_IO, ErrorCode::StorageIo),
+            (FLEETS_ERR_OUTBOX_FULL, ErrorCode::OutboxFull),
+            (FLEETS_ERR_OUTBOX_LOCKED, ErrorCode::OutboxLocked),
+            (FLEETS_ERR_OUTBOX_CORRUPT, ErrorCode::OutboxCorrupt),
             (FLEETS_ERR_DISK_FULL, ErrorCode::DiskFull),
-            (FLEETS_ERR_STORAGE, ErrorCode::Storage),
+            (FLEETS_ERR_LOCAL_FILE, ErrorCode::LocalFile),
             (FLEETS_ERR_PANIC, ErrorCode::Panic),
             (FLEETS_ERR_INTERNAL, ErrorCode::Internal),
         ];
         assert_eq!(table.len(), ErrorCode::ALL.len());
+        assert_eq!(
+            FLEETS_MAX_RESPONSE_BYTES_LIMIT,
+            crate::MAX_RESPONSE_BYTES_LIMIT
+        );
         for (constant, code) in table {
             assert_eq!(constant, code as u32, "{code}");
         }

@@ -255,8 +255,8 @@ pub unsafe extern "C" fn fleets_shadow_sync(
 /// file replaced atomically and synced; a missing file means 0; written when the version
 /// changes). `applied_version` (NULL = not wanted) receives the version now applied.
 ///
-/// Errors: those of `fleets_shadow_sync`; `FLEETS_ERR_STORAGE` for a file that cannot be read
-/// or is not such a state file; `FLEETS_ERR_DISK_FULL` or `FLEETS_ERR_STORAGE` when it cannot
+/// Errors: those of `fleets_shadow_sync`; `FLEETS_ERR_LOCAL_FILE` for a file that cannot be read
+/// or is not such a state file; `FLEETS_ERR_DISK_FULL` or `FLEETS_ERR_LOCAL_FILE` when it cannot
 /// be written (the sync itself happened). Callback rules and thread-safety as for
 /// `fleets_shadow_sync`; one sync per state file at a time.
 ///
@@ -332,7 +332,7 @@ fn delta_trampoline(on_delta: DeltaFn, user: *mut c_void) -> impl FnMut(&str, &s
 ///
 /// `client`, `thing_name`, `handlers`, `state_dir` and `outcome` are required; every
 /// `handlers->handlers[i]` needs an `action` and a `run`. Errors: `FLEETS_ERR_NULL_ARGUMENT`,
-/// `FLEETS_ERR_INVALID_ARGUMENT` (thing name), `FLEETS_ERR_STORAGE` or `FLEETS_ERR_DISK_FULL`
+/// `FLEETS_ERR_INVALID_ARGUMENT` (thing name), `FLEETS_ERR_LOCAL_FILE` or `FLEETS_ERR_DISK_FULL`
 /// (the state directory), `FLEETS_ERR_INVALID_JSON` (a handler wrote details that are not a
 /// JSON object, or no NUL within `details_cap`; the step counts as attempted), and those of
 /// the jobs calls (the state stays as last written; the next run picks up from there).
@@ -556,7 +556,7 @@ fn reason_json(text: &str) -> String {
 /// argument errors (nothing sent), transport and HTTP errors (`fleets_last_http_status` as
 /// for the calls), `FLEETS_ERR_HASH_MISMATCH`, `FLEETS_ERR_RANGE_NOT_SUPPORTED`,
 /// `FLEETS_ERR_DISK_FULL` (the partial file stays: free space and call again),
-/// `FLEETS_ERR_STORAGE` (the message names the file), `FLEETS_ERR_CANCELED`.
+/// `FLEETS_ERR_LOCAL_FILE` (the message names the file), `FLEETS_ERR_CANCELED`.
 ///
 /// `progress` runs on the calling thread, inside this call, and may call other `fleets_*`
 /// functions. Thread-safe like the other calls; one download per `dest_path` at a time.

@@ -309,7 +309,7 @@ impl<'h> JobAgent<'h> {
         validate::identifier("thing_name", &self.thing_name)?;
         if !self.state_dir.is_dir() {
             return Err(Error::new(
-                ErrorCode::Storage,
+                ErrorCode::LocalFile,
                 format!("state_dir {} is not a directory", self.state_dir.display()),
             ));
         }
@@ -333,13 +333,13 @@ impl<'h> JobAgent<'h> {
         };
         let state: JobState = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
-                ErrorCode::Storage,
+                ErrorCode::LocalFile,
                 format!("{} is not a job agent state file: {e}", path.display()),
             )
         })?;
         if state.format != STATE_FORMAT || state.thing_name != self.thing_name {
             return Err(Error::new(
-                ErrorCode::Storage,
+                ErrorCode::LocalFile,
                 format!(
                     "{} holds the state of another thing or format ({:?}, format {})",
                     path.display(),

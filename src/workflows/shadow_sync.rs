@@ -170,7 +170,7 @@ impl Client {
                 serde_json::from_slice::<SyncState>(&bytes)
                     .map_err(|e| {
                         Error::new(
-                            ErrorCode::Storage,
+                            ErrorCode::LocalFile,
                             format!(
                                 "{} is not a shadow-sync state file: {e}",
                                 state_path.display()

@@ -22,7 +22,7 @@ pub(crate) fn failure(action: &str, path: &Path, e: &io::Error) -> Error {
     let code = if is_disk_full(e) {
         ErrorCode::DiskFull
     } else {
-        ErrorCode::Storage
+        ErrorCode::LocalFile
     };
     Error::new(code, format!("{action} {}: {e}", path.display()))
 }
@@ -93,7 +93,7 @@ pub(crate) fn read_small(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
         .map_err(|e| failure("reading", path, &e))?;
     if bytes.len() as u64 > limit {
         return Err(Error::new(
-            ErrorCode::Storage,
+            ErrorCode::LocalFile,
             format!(
                 "{} is larger than {limit} bytes: not a libfleets state file",
                 path.display()
@@ -135,7 +135,10 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(read_small(&path, 100).unwrap().unwrap(), b"two");
         assert!(!with_suffix(&path, ".tmp").exists());
-        assert_eq!(read_small(&path, 2).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(
+            read_small(&path, 2).unwrap_err().code(),
+            ErrorCode::LocalFile
+        );
         remove(&path).unwrap();
         remove(&path).unwrap();
         fs::remove_dir_all(dir).unwrap();
@@ -145,7 +148,7 @@ mod tests {
     fn failures_name_the_file_and_the_kind() {
         let missing = Path::new("/nonexistent-dir-of-fleets/state.json");
         let err = write_atomic(missing, b"x").unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Storage);
+        assert_eq!(err.code(), ErrorCode::LocalFile);
         assert!(err.message().contains("nonexistent-dir-of-fleets"), "{err}");
         let full = io::Error::from_raw_os_error(28); // ENOSPC on Linux
         if cfg!(target_os = "linux") {

@@ -47,7 +47,7 @@ fn main() {
     let layout_view = bindgen::Builder::default()
         .header(header.to_str().expect("UTF-8 path"))
         .allowlist_type("fleets_.*_t")
-        .blocklist_type("fleets_(client|config)(_t)?")
+        .blocklist_type("fleets_(client|config|outbox)(_t)?")
         // A struct may point at a client (the job step of the workflows).
         .raw_line("#[allow(unused_imports)] use fleets::ffi::fleets_client_t;")
         .layout_tests(false)
@@ -57,7 +57,10 @@ fn main() {
     let shared_structs: Vec<(String, Vec<String>)> = structs(&layout_view)
         .into_iter()
         .filter(|(name, fields)| {
-            !fields.is_empty() && name != "fleets_client" && name != "fleets_config"
+            !fields.is_empty()
+                && name != "fleets_client"
+                && name != "fleets_config"
+                && name != "fleets_outbox"
         })
         .collect();
     // Then the view the signatures are checked with: the opaque handles and the shared
@@ -65,7 +68,8 @@ fn main() {
     let mut signatures = builder(&header)
         .blocklist_type("fleets_client")
         .blocklist_type("fleets_config")
-        .raw_line("use fleets::ffi::{fleets_client, fleets_config};");
+        .blocklist_type("fleets_outbox")
+        .raw_line("use fleets::ffi::{fleets_client, fleets_config, fleets_outbox};");
     for (name, _) in &shared_structs {
         signatures = signatures
             .blocklist_type(name)

@@ -135,7 +135,7 @@ int main(void)
     EXPECT_TRUE(strcmp(fleets_result_name(FLEETS_ERR_HASH_MISMATCH), "FLEETS_ERR_HASH_MISMATCH") == 0, "310 named");
     EXPECT_TRUE(strcmp(fleets_result_name(FLEETS_ERR_RANGE_NOT_SUPPORTED), "FLEETS_ERR_RANGE_NOT_SUPPORTED") == 0, "311 named");
     EXPECT_TRUE(strcmp(fleets_result_name(FLEETS_ERR_DISK_FULL), "FLEETS_ERR_DISK_FULL") == 0, "420 named");
-    EXPECT_TRUE(strcmp(fleets_result_name(FLEETS_ERR_STORAGE), "FLEETS_ERR_STORAGE") == 0, "421 named");
+    EXPECT_TRUE(strcmp(fleets_result_name(FLEETS_ERR_LOCAL_FILE), "FLEETS_ERR_LOCAL_FILE") == 0, "421 named");
     EXPECT_TRUE(fleets_result_request_sent(FLEETS_ERR_CANCELED), "a canceled workflow may have sent requests");
 
     fleets_client_free(client);

@@ -155,8 +155,8 @@ def build(args):
     if not args.no_cargo:
         cargo = os.environ.get("CARGO", "cargo")
         env = dict(os.environ, CARGO_TARGET_DIR=args.cargo_target)
-        sh([cargo, "build", "--release", "--lib", "-p", "fleets"], cwd=ROOT, env=env)
-        sh([cargo, "build", "-p", "fleets-emulator", "--bin", "fleets-emulator"], cwd=ROOT, env=env)
+        sh([cargo, "build", "--locked", "--release", "--lib", "-p", "fleets"], cwd=ROOT, env=env)
+        sh([cargo, "build", "--locked", "-p", "fleets-emulator", "--bin", "fleets-emulator"], cwd=ROOT, env=env)
     lib_dir = os.path.join(args.build_dir, "lib")
     os.makedirs(lib_dir, exist_ok=True)
     # A copy, not a link: another cargo build may rewrite target/ while we run.

@@ -186,7 +186,7 @@ def _build_library(config: Optional[dict]) -> Path:
             f"says {_version()}; update _version.py"
         )
     profile = _setting(config, "profile", "FLEETS_CARGO_PROFILE") or "release"
-    cmd = [_cargo(), "build", "--lib", "-p", "fleets", "--message-format=json-render-diagnostics"]
+    cmd = [_cargo(), "build", "--locked", "--lib", "-p", "fleets", "--message-format=json-render-diagnostics"]
     cmd += ["--release"] if profile == "release" else [] if profile in ("debug", "dev") else ["--profile", profile]
     _log(f"running {' '.join(cmd)} in {root}")
     proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, stderr=None, text=True)

@@ -13,9 +13,11 @@ import subprocess
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
+
+from hostile_server import HAVE_OPENSSL, make_certificates
 
 REPO = Path(__file__).resolve().parents[3]
 HEADER = REPO / "include" / "fleets.h"
@@ -40,15 +42,17 @@ def emulator_binary() -> Path:
 class Emulator:
     """A running fleets-emulator with a small admin client (stdlib only)."""
 
-    def __init__(self, proc: subprocess.Popen, ready: Dict[str, str]) -> None:
+    def __init__(self, proc: "subprocess.Popen[bytes]", ready: Dict[str, str], ca_file: Optional[str] = None) -> None:
         self.proc = proc
         self.endpoint: str = ready["endpoint"]
-        self.ca_file: str = ready["ca_file"]
+        self.ca_file: str = ca_file or ready["ca_file"]
         self.api_key: str = ready["api_key"]
         self.api_secret: str = ready["api_secret"]
         self.admin_token: str = ready["admin_token"]
         url = urllib.parse.urlsplit(self.endpoint)
-        self.host, self.port = url.hostname, url.port
+        assert url.hostname is not None and url.port is not None, self.endpoint
+        self.host: str = url.hostname
+        self.port: int = url.port
         self.ssl = ssl.create_default_context(cafile=self.ca_file)
 
     def admin(self, method: str, path: str, body: Optional[Any] = None) -> Any:
@@ -83,7 +87,7 @@ class Emulator:
         return int(self.stats()["total"])
 
 
-def _start(extra: list) -> Emulator:
+def _start(extra: List[str], ca_file: Optional[str] = None) -> Emulator:
     exe = emulator_binary()
     proc = subprocess.Popen(
         [str(exe), "--listen", "127.0.0.1:0", *extra],
@@ -107,7 +111,16 @@ def _start(extra: list) -> Emulator:
             line += chunk
     ready = json.loads(line.decode())
     assert ready["event"] == "ready", ready
-    return Emulator(proc, ready)
+    return Emulator(proc, ready, ca_file)
+
+
+def _stop(emu: Emulator) -> None:
+    emu.proc.send_signal(signal.SIGTERM)
+    try:
+        emu.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        emu.proc.kill()
+        emu.proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +129,7 @@ def emulator() -> Iterator[Emulator]:
     try:
         yield emu
     finally:
-        emu.proc.send_signal(signal.SIGTERM)
-        try:
-            emu.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            emu.proc.kill()
-            emu.proc.wait()
+        _stop(emu)
 
 
 @pytest.fixture
@@ -129,6 +137,37 @@ def emu(emulator: Emulator) -> Emulator:
     """The session emulator, reset (no things, jobs, faults; zero stats) for this test."""
     emulator.admin("POST", "reset")
     return emulator
+
+
+#: The proxied emulator's name: only the test proxy resolves it (to 127.0.0.1).
+PROXIED_HOST = "fleets.proxy.test"
+
+
+@pytest.fixture(scope="session")
+def proxied_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An emulator reached as ``https://fleets.proxy.test:PORT``, for calls through a proxy.
+
+    A loopback endpoint never goes through a proxy (as curl's default ``NO_PROXY``), so the
+    proxied tests name the emulator ``fleets.proxy.test``, a name that only the test proxy
+    resolves; the emulator presents a certificate for it (and for 127.0.0.1, which the admin
+    calls use) signed by a CA made with the openssl command.
+    """
+    if not HAVE_OPENSSL:
+        pytest.skip("the openssl command is needed for the proxied emulator's certificate")
+    ca, cert, key = make_certificates(tmp_path_factory.mktemp("proxied-emulator"), dns_names=[PROXIED_HOST])
+    emu = _start(["--tls-cert", str(cert), "--tls-key", str(key)], ca_file=str(ca))
+    emu.endpoint = f"https://{PROXIED_HOST}:{emu.port}"
+    try:
+        yield emu
+    finally:
+        _stop(emu)
+
+
+@pytest.fixture
+def proxied(proxied_emulator: Emulator) -> Emulator:
+    """The proxied emulator, reset for this test."""
+    proxied_emulator.admin("POST", "reset")
+    return proxied_emulator
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HAVE_OPENSSL = shutil.which("openssl") is not None
 
 
-def make_certificates(directory: Path) -> Tuple[Path, Path, Path]:
-    """(ca.pem, leaf.pem, leaf.key) for 127.0.0.1, made with the openssl CLI."""
+def make_certificates(directory: Path, dns_names: Sequence[str] = ()) -> Tuple[Path, Path, Path]:
+    """(ca.pem, leaf.pem, leaf.key) for 127.0.0.1 and ``dns_names``, made with the openssl CLI."""
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
@@ -27,7 +27,8 @@ def make_certificates(directory: Path) -> Tuple[Path, Path, Path]:
     openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=fleets test CA")
     openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1")
     (directory / "leaf.ext").write_text(
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+        f"subjectAltName={','.join(['IP:127.0.0.1', *(f'DNS:{n}' for n in dns_names)])}\n"
+        "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
     )
     openssl(

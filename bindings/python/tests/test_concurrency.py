@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -18,7 +18,7 @@ REPORT_KEY = "POST /api/v1/thing-datas/shadow/reported"
 GET_KEY = "GET /api/v1/thing-datas/{thingName}/shadow"
 
 
-def big_state(n_bytes: int, tag: str = "x") -> dict:
+def big_state(n_bytes: int, tag: str = "x") -> Dict[str, Any]:
     chunk = tag * 1000
     return {f"k{i:05d}": chunk for i in range(n_bytes // 1010)}
 
@@ -29,16 +29,16 @@ def big_state(n_bytes: int, tag: str = "x") -> dict:
 def test_large_response_is_fetched_without_a_second_request(client: fleets.Client, emu: Emulator) -> None:
     emu.register(THING)
     state = big_state(600_000)
-    r = client.report_shadow(THING, state)  # the echo is itself ~600 KB
+    r = client.shadow_report(THING, state)  # the echo is itself ~600 KB
     assert r["state"]["reported"] == state
-    s = client.get_shadow(THING)
+    s = client.shadow_get(THING)
     assert s["reported"] == state and s["version"] == 1
     by = emu.stats()["by_endpoint"]
     assert by[REPORT_KEY] == 1 and by[GET_KEY] == 1  # never re-sent
     # the thread's buffer grew: the next large call fits directly and small calls still work
     assert _client._tls.cap > 600_000
-    assert client.get_shadow(THING)["reported"] == state
-    assert client.report_shadow(THING, {"small": 1})["state"]["reported"] == {"small": 1}
+    assert client.shadow_get(THING)["reported"] == state
+    assert client.shadow_report(THING, {"small": 1})["state"]["reported"] == {"small": 1}
 
 
 def test_response_just_around_the_initial_buffer(emu: Emulator) -> None:
@@ -50,7 +50,7 @@ def test_response_just_around_the_initial_buffer(emu: Emulator) -> None:
             # a fresh thread starts with the initial buffer; walk the body size across it
             for extra in range(-40, 40, 7):
                 value = "v" * (_client._INITIAL_BUFFER - 60 + extra)
-                r = c.report_shadow(THING, {"s": value})
+                r = c.shadow_report(THING, {"s": value})
                 assert r["state"]["reported"]["s"] == value
                 sizes.append(len(value))
         return sizes
@@ -64,7 +64,7 @@ def test_large_error_body(client: fleets.Client, emu: Emulator) -> None:
     body = {"code": "Injected", "message": "m" * 300_000}
     emu.fault(kind="status", status=500, body=body)
     with pytest.raises(fleets.ServerError) as ei:
-        client.get_shadow(THING)
+        client.shadow_get(THING)
     assert ei.value.body_json == body
     assert emu.total() == 1
 
@@ -72,7 +72,7 @@ def test_large_error_body(client: fleets.Client, emu: Emulator) -> None:
 def test_response_over_the_library_limit(client: fleets.Client, emu: Emulator) -> None:
     emu.fault(kind="status", status=200, body={"big": "b" * (1024 * 1024 + 10)})
     with pytest.raises(fleets.BadResponseError):
-        client.get_shadow(THING)
+        client.shadow_get(THING)
 
 
 # ------------------------------------------------------------------ threads
@@ -86,8 +86,8 @@ def test_eight_threads_share_one_client(client: fleets.Client, emu: Emulator) ->
     def worker(thing: str) -> List[int]:
         versions = []
         for i in range(n):
-            versions.append(client.report_shadow(thing, {"i": i, "blob": "z" * (i * 1500)})["version"])
-            assert client.get_shadow(thing)["reported"]["i"] == i
+            versions.append(client.shadow_report(thing, {"i": i, "blob": "z" * (i * 1500)})["version"])
+            assert client.shadow_get(thing)["reported"]["i"] == i
         return versions
 
     with ThreadPoolExecutor(8) as ex:
@@ -100,14 +100,14 @@ def test_eight_threads_share_one_client(client: fleets.Client, emu: Emulator) ->
 def test_calls_run_in_parallel(client: fleets.Client, emu: Emulator) -> None:
     """Eight calls that each take 400 ms on the server finish together: the GIL is released."""
     emu.register(THING)
-    client.get_shadow(THING)  # warm one connection
+    client.shadow_get(THING)  # warm one connection
     delay = 0.4
     emu.fault(kind="delay", delay_ms=int(delay * 1000), times=8, path_prefix="/api/v1/thing-datas/shadow/reported")
     barrier = threading.Barrier(8)
 
     def worker(i: int) -> int:
         barrier.wait()
-        return int(client.report_shadow(THING, {f"t{i}": i})["version"])
+        return int(client.shadow_report(THING, {f"t{i}": i})["version"])
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(8) as ex:
@@ -124,7 +124,7 @@ def test_python_threads_run_during_a_call(client: fleets.Client, emu: Emulator) 
     done = threading.Event()
 
     def call() -> None:
-        client.get_shadow(THING)
+        client.shadow_get(THING)
         done.set()
 
     t = threading.Thread(target=call)
@@ -145,11 +145,11 @@ def test_errors_stay_on_their_thread(client: fleets.Client, emu: Emulator) -> No
         for _ in range(20):
             if i % 2:
                 try:
-                    client.get_shadow(f"missing-{i}")
+                    client.shadow_get(f"missing-{i}")
                 except fleets.NotFoundError as e:
                     out.append(f"missing-{i}" in (e.body or "") and f"missing-{i}" in e.message)
             else:
-                out.append(client.get_shadow(f"ok-{i // 2}")["version"] == 0)
+                out.append(client.shadow_get(f"ok-{i // 2}")["version"] == 0)
         return all(out)
 
     with ThreadPoolExecutor(8) as ex:
@@ -162,13 +162,13 @@ def test_errors_stay_on_their_thread(client: fleets.Client, emu: Emulator) -> No
 def test_close_is_idempotent_and_final(emu: Emulator) -> None:
     emu.register(THING)
     c = fleets.Client(emu.endpoint, emu.api_key, emu.api_secret, ca_file=emu.ca_file)
-    c.get_shadow(THING)
+    c.shadow_get(THING)
     assert not c.closed
     c.close()
     c.close()
     assert c.closed and "closed" in repr(c)
     with pytest.raises(fleets.ClientClosedError) as ei:
-        c.get_shadow(THING)
+        c.shadow_get(THING)
     assert isinstance(ei.value, RuntimeError)
     assert emu.total() == 1
 
@@ -178,7 +178,7 @@ def test_context_manager_closes(emu: Emulator) -> None:
         assert not c.closed
     assert c.closed
     with pytest.raises(fleets.ClientClosedError):
-        c.report_shadow(THING, {})
+        c.shadow_report(THING, {})
 
 
 def test_close_waits_for_running_calls(emu: Emulator) -> None:
@@ -190,7 +190,7 @@ def test_close_waits_for_running_calls(emu: Emulator) -> None:
 
     def call() -> None:
         started.set()
-        result.append(c.get_shadow(THING))
+        result.append(c.shadow_get(THING))
 
     t = threading.Thread(target=call)
     t.start()
@@ -203,7 +203,7 @@ def test_close_waits_for_running_calls(emu: Emulator) -> None:
     assert result and result[0]["version"] == 0  # the running call completed normally
     assert waited > 0.1
     with pytest.raises(fleets.ClientClosedError):
-        c.get_shadow(THING)
+        c.shadow_get(THING)
 
 
 def test_garbage_collected_client_frees_its_handle(emu: Emulator) -> None:

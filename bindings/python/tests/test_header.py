@@ -10,6 +10,7 @@ import pytest
 
 import fleets
 from fleets import _ffi, _workflows
+from fleets._enums import LogLevel
 from fleets._errors import FleetsError, error_class
 
 from conftest import HEADER
@@ -48,7 +49,13 @@ C_TO_CTYPES = {
     "fleets_result": _ffi.fleets_result,
     "fleets_severity": _ffi.fleets_severity,
     "fleets_execution_status": _ffi.fleets_execution_status,
+    "fleets_log_level": _ffi.fleets_log_level,
+    "fleets_log_fn": _ffi.fleets_log_fn,
     "fleets_client_t*": ctypes.c_void_p,
+    "const fleets_client_t*": ctypes.c_void_p,
+    "fleets_client_stats_t*": ctypes.POINTER(_ffi.fleets_client_stats_t),
+    "void*": ctypes.c_void_p,
+    "bool": ctypes.c_bool,
     "const fleets_config_t*": ctypes.c_void_p,
     "fleets_config_t*": ctypes.c_void_p,
     "fleets_config_t**": ctypes.POINTER(ctypes.c_void_p),
@@ -65,10 +72,16 @@ C_TO_CTYPES = {
     "int64_t*": ctypes.POINTER(ctypes.c_int64),
     "bool*": ctypes.POINTER(ctypes.c_bool),
     "void": None,
+    # The durable outbox
+    "fleets_outbox_t*": ctypes.c_void_p,
+    "const fleets_outbox_t*": ctypes.c_void_p,
+    "fleets_outbox_t**": ctypes.POINTER(ctypes.c_void_p),
+    "const fleets_outbox_options_t*": ctypes.POINTER(_ffi.OutboxOptions),
+    "fleets_outbox_stats_t*": ctypes.POINTER(_ffi.OutboxStats),
+    "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
     # the workflows
     "const fleets_client_t*": ctypes.c_void_p,
     "void*": ctypes.c_void_p,
-    "uint64_t*": ctypes.POINTER(ctypes.c_uint64),
     "fleets_delta_fn": _ffi.fleets_delta_fn,
     "fleets_progress_fn": _ffi.fleets_progress_fn,
     "const fleets_job_handlers_t*": ctypes.POINTER(_ffi.fleets_job_handlers),
@@ -117,11 +130,61 @@ def test_execution_status_equals_header() -> None:
     assert {m.name: int(m) for m in fleets.ExecutionStatus} == header
 
 
+def test_log_levels_equal_header() -> None:
+    defs = header_defines()
+    header = {k[len("FLEETS_LOG_"):]: int(v) for k, v in defs.items() if k.startswith("FLEETS_LOG_")}
+    assert {m.name: int(m) for m in LogLevel} == header
+
+
+def test_stats_struct_equals_header() -> None:
+    text = _strip_comments(HEADER.read_text())
+    m = re.search(r"typedef struct \{([^}]*)\} fleets_client_stats_t;", text)
+    assert m, "fleets_client_stats_t not found in the header"
+    fields = [tuple(f.split()) for f in m.group(1).split(";") if f.strip()]
+    assert all(t == "uint64_t" for t, _ in fields), fields
+    assert [(name, ctypes.c_uint64) for _, name in fields] == _ffi.fleets_client_stats_t._fields_
+
+
+def test_max_response_bytes_limit_agrees_with_library() -> None:
+    """The binding refuses what fleets_config_set_max_response_bytes refuses, no more."""
+    lib = fleets._client._lib
+    cfg = ctypes.c_void_p()
+    assert lib.fleets_config_new(b"https://127.0.0.1:1", b"k", b"s", ctypes.byref(cfg)) == fleets.ResultCode.OK
+    try:
+        limit = fleets.MAX_RESPONSE_BYTES_LIMIT
+        assert lib.fleets_config_set_max_response_bytes(cfg, limit) == fleets.ResultCode.OK
+        assert lib.fleets_config_set_max_response_bytes(cfg, limit + 1) == fleets.ResultCode.ERR_INVALID_CONFIG
+    finally:
+        lib.fleets_config_free(cfg)
+    # The header names the limit; once it defines it (cbindgen), the values must agree.
+    defined = header_defines().get("FLEETS_MAX_RESPONSE_BYTES_LIMIT")
+    if defined is not None:
+        assert int(defined.rstrip("uUlL")) == limit
+
+
+def test_request_sent_equals_library() -> None:
+    lib = fleets._client._lib
+    for m in fleets.ResultCode:
+        e = FleetsError("x", code=m)
+        assert e.request_sent is bool(lib.fleets_result_request_sent(m)), m
+    # the groups: refused before sending, or no connection, is "not sent"
+    assert not FleetsError("x", code=fleets.ResultCode.ERR_INVALID_ARGUMENT).request_sent
+    assert not FleetsError("x", code=fleets.ResultCode.ERR_CONNECT).request_sent
+    assert not FleetsError("x", code=fleets.ResultCode.ERR_TLS).request_sent
+    assert FleetsError("x", code=fleets.ResultCode.ERR_TIMEOUT).request_sent
+    assert FleetsError("x", code=fleets.ResultCode.ERR_IO).request_sent
+    assert FleetsError("x", code=fleets.ResultCode.ERR_SERVER).request_sent
+    assert FleetsError("x", code=12345).request_sent  # unknown: may have been sent
+
+
 def test_every_header_constant_is_covered() -> None:
     known = {"FLEETS_VERSION", "FLEETS_VERSION_MAJOR", "FLEETS_VERSION_MINOR", "FLEETS_VERSION_PATCH", "FLEETS_H"}
+    known.add("FLEETS_MAX_RESPONSE_BYTES_LIMIT")  # test_max_response_bytes_limit_agrees_with_library
     covered = {m.c_name for m in fleets.ResultCode}
     covered |= {f"FLEETS_SEVERITY_{m.name}" for m in fleets.Severity}
     covered |= {f"FLEETS_EXECUTION_{m.name}" for m in fleets.ExecutionStatus}
+    covered |= {f"FLEETS_LOG_{m.name}" for m in LogLevel}
+    covered |= set(fleets._outbox.C_CONSTANTS)  # values checked in test_outbox.py
     covered |= {f"FLEETS_JOB_STEP_{m.name}" for m in fleets.StepResult}
     covered |= {f"FLEETS_JOB_OUTCOME_{m.name}" for m in fleets.JobOutcomeKind}
     covered |= set(_workflows.C_CONSTANTS)

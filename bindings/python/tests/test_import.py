@@ -15,7 +15,7 @@ import fleets
 from fleets import _ffi
 
 
-def run_import(env_extra: Dict[str, Optional[str]], pythonpath: Optional[Path] = None, code: str = "import fleets; print(fleets.LIBRARY_PATH)") -> subprocess.CompletedProcess:
+def run_import(env_extra: Dict[str, Optional[str]], pythonpath: Optional[Path] = None, code: str = "import fleets; print(fleets.LIBRARY_PATH)") -> "subprocess.CompletedProcess[str]":
     env = dict(os.environ)
     for k, v in env_extra.items():
         if v is None:

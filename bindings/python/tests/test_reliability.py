@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 import fleets
-from conftest import Emulator
+from conftest import PROXIED_HOST, Emulator
 
 THING = "thermostat-001"
 R = fleets.ResultCode
@@ -44,7 +44,9 @@ def fast(emu: Emulator, **kw: Any) -> fleets.Client:
 
 
 class ConnectProxy:
-    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records what it was asked."""
+    """A minimal HTTP CONNECT proxy on 127.0.0.1 that records what it was asked. It resolves
+    the target itself, as real proxies do, and knows one name nothing else does:
+    ``fleets.proxy.test`` is 127.0.0.1 (see the ``proxied`` fixture)."""
 
     def __init__(self, credentials: Optional[Tuple[str, str]] = None) -> None:
         self.credentials = credentials
@@ -87,6 +89,8 @@ class ConnectProxy:
                 conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
                 return
             host, _, port = target.rpartition(":")
+            if host == PROXIED_HOST:
+                host = "127.0.0.1"
             try:
                 upstream = socket.create_connection((host, int(port)), timeout=10)
             except OSError:
@@ -139,7 +143,7 @@ def test_ca_pem_as_text_and_bytes(emu: Emulator) -> None:
     pem = Path(emu.ca_file).read_text()
     for value in (pem, pem.encode()):
         with make_client(emu, ca_file=None, ca_pem=value) as c:
-            assert c.get_shadow(THING)["version"] == 0
+            assert c.shadow_get(THING)["version"] == 0
 
 
 @pytest.mark.parametrize(
@@ -171,7 +175,7 @@ def test_system_roots(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", emu.ca_file)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     with make_client(emu, ca_file=None, use_system_roots=True) as c:
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
 
 
 def test_system_roots_unusable_is_config_error(emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -201,13 +205,13 @@ def test_from_env_trust_arguments_override_ca_file(emu: Emulator, monkeypatch: p
     monkeypatch.setenv("FLEETS_CA_FILE", emu.ca_file)
     emu.register(THING)
     with fleets.Client.from_env(ca_pem=Path(emu.ca_file).read_text(), max_attempts=1) as c:
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
     # another CA than the emulator's: the argument replaced FLEETS_CA_FILE
     other = _self_signed(tmp_path, "other-ca")[0] if _HAVE_CRYPTOGRAPHY else None
     if other is not None:
         with fleets.Client.from_env(ca_file=other) as c:
             with pytest.raises(fleets.TLSError):
-                c.get_shadow(THING)
+                c.shadow_get(THING)
 
 
 # ------------------------------------------------------------------ client certificates
@@ -254,7 +258,7 @@ def test_client_cert_accepted(emu: Emulator, tmp_path: Path) -> None:
     emu.register(THING)
     cert, key = _self_signed(tmp_path, "device")
     with make_client(emu, client_cert=(cert, str(key))) as c:
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
 
 
 @needs_cryptography
@@ -287,42 +291,76 @@ def test_client_cert_wrong_shape_is_type_error(emu: Emulator, value: Any) -> Non
 # ------------------------------------------------------------------ proxy
 
 
-def test_proxy_is_used(emu: Emulator, proxy: ConnectProxy) -> None:
+def test_proxy_is_used(proxied: Emulator, proxy: ConnectProxy) -> None:
+    proxied.register(THING)
+    with make_client(proxied, proxy=proxy.url) as c:
+        for i in range(3):
+            assert c.shadow_report(THING, {"t": i})["version"] == i + 1
+        assert repr(c) == f"<fleets.Client endpoint={proxied.endpoint!r} proxy={proxy.url!r} open>"
+    # one tunnel, kept alive for the three calls
+    assert [r[0] for r in proxy.requests] == [f"CONNECT {PROXIED_HOST}:{proxied.port} HTTP/1.1"]
+    assert proxied.total() == 3
+
+
+def test_loopback_endpoint_never_uses_the_proxy(emu: Emulator, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As curl's default NO_PROXY: a proxy would resolve 127.0.0.1 on its own host."""
     emu.register(THING)
     with make_client(emu, proxy=proxy.url) as c:
-        assert c.report_shadow(THING, {"t": 1})["version"] == 1
-        assert repr(c) == f"<fleets.Client endpoint={emu.endpoint!r} proxy={proxy.url!r} open>"
-    assert proxy.requests and proxy.requests[0][0] == f"CONNECT {emu.host}:{emu.port} HTTP/1.1"
+        assert c.shadow_get(THING)["version"] == 0
+        assert c.shadow_report(THING, {"t": 1})["version"] == 1
+    # a proxy that is not even there changes nothing either
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    with make_client(emu, proxy=dead, max_attempts=1) as c:
+        assert c.shadow_get(THING)["version"] == 1
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("FLEETS_ENDPOINT", emu.endpoint)
+    monkeypatch.setenv("FLEETS_API_KEY", emu.api_key)
+    monkeypatch.setenv("FLEETS_API_SECRET", emu.api_secret)
+    monkeypatch.setenv("FLEETS_CA_FILE", emu.ca_file)
+    with fleets.Client.from_env() as c:
+        assert c.shadow_get(THING)["version"] == 1
+    assert proxy.requests == []
+    assert emu.total() == 4
 
 
-def test_proxy_credentials_are_sent_and_never_shown(emu: Emulator, auth_proxy: ConnectProxy) -> None:
-    emu.register(THING)
+def test_proxy_credentials_are_sent_and_never_shown(proxied: Emulator, auth_proxy: ConnectProxy) -> None:
+    proxied.register(THING)
     password = "pr0xy-Passw0rd!"
     url = f"http://dev:{password}@127.0.0.1:{auth_proxy.port}"
-    with make_client(emu, proxy=url) as c:
-        assert c.get_shadow(THING)["version"] == 0
+    with make_client(proxied, proxy=url) as c:
+        assert c.shadow_get(THING)["version"] == 0
         assert password not in repr(c) and password not in str(vars(c))
-        assert repr(c) == f"<fleets.Client endpoint={emu.endpoint!r} proxy='http://dev:***@127.0.0.1:{auth_proxy.port}' open>"
+        assert repr(c) == f"<fleets.Client endpoint={proxied.endpoint!r} proxy='http://dev:***@127.0.0.1:{auth_proxy.port}' open>"
     assert auth_proxy.requests[-1][1]["proxy-authorization"].startswith("Basic ")
     # a wrong password: the proxy refuses, and the error does not show either password
     wrong = "wr0ng-Passw0rd"
-    with make_client(emu, proxy=f"http://dev:{wrong}@127.0.0.1:{auth_proxy.port}", max_attempts=1) as c:
+    asked = len(auth_proxy.requests)
+    with make_client(proxied, proxy=f"http://dev:{wrong}@127.0.0.1:{auth_proxy.port}", max_attempts=1) as c:
         with pytest.raises(fleets.FleetsError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         for text in (str(ei.value), repr(ei.value), ei.value.body or "", repr(c)):
             assert wrong not in text and password not in text
-    assert emu.total() == 1
+    assert len(auth_proxy.requests) == asked + 1
+    assert not ei.value.request_sent  # refused by the proxy: the server never saw it
+    assert proxied.total() == 1
 
 
-def test_unreachable_proxy_is_connection_error_without_password(emu: Emulator) -> None:
+def test_unreachable_proxy_is_connection_error_without_password(proxied: Emulator) -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    with make_client(emu, proxy=f"http://u:hunter2-secret@127.0.0.1:{port}", max_attempts=1, connect_timeout=2) as c:
+    with make_client(proxied, proxy=f"http://u:hunter2-secret@127.0.0.1:{port}", max_attempts=1, connect_timeout=2) as c:
         with pytest.raises(fleets.FleetsConnectionError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
+    assert ei.value.code == R.ERR_CONNECT and not ei.value.request_sent
     assert "hunter2-secret" not in str(ei.value) + repr(ei.value)
+    assert proxied.total() == 0
 
 
 @pytest.mark.parametrize(
@@ -346,24 +384,26 @@ def test_bad_proxy_is_config_error_without_password(emu: Emulator, url: str) -> 
 
 def test_proxy_wrong_type(emu: Emulator) -> None:
     with pytest.raises(TypeError):
-        make_client(emu, proxy=b"http://127.0.0.1:3128")  # type: ignore[arg-type]
+        make_client(emu, proxy=b"http://127.0.0.1:3128")
 
 
-def test_from_env_reads_https_proxy(emu: Emulator, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_env_reads_https_proxy(proxied: Emulator, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FLEETS_ENDPOINT", emu.endpoint)
-    monkeypatch.setenv("FLEETS_API_KEY", emu.api_key)
-    monkeypatch.setenv("FLEETS_API_SECRET", emu.api_secret)
-    monkeypatch.setenv("FLEETS_CA_FILE", emu.ca_file)
+    monkeypatch.setenv("FLEETS_ENDPOINT", proxied.endpoint)
+    monkeypatch.setenv("FLEETS_API_KEY", proxied.api_key)
+    monkeypatch.setenv("FLEETS_API_SECRET", proxied.api_secret)
+    monkeypatch.setenv("FLEETS_CA_FILE", proxied.ca_file)
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    emu.register(THING)
+    proxied.register(THING)
     with fleets.Client.from_env() as c:
-        c.get_shadow(THING)
+        c.shadow_get(THING)
     assert len(proxy.requests) == 1
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    with fleets.Client.from_env() as c:
-        c.get_shadow(THING)
+    # NO_PROXY names the host: the client goes direct, and cannot resolve the name itself
+    monkeypatch.setenv("NO_PROXY", f"localhost,{PROXIED_HOST}")
+    with fleets.Client.from_env(max_attempts=1) as c:
+        with pytest.raises(fleets.FleetsConnectionError):
+            c.shadow_get(THING)
     assert len(proxy.requests) == 1  # not through the proxy
     monkeypatch.delenv("NO_PROXY")
     # the argument overrides the environment (here a proxy that refuses connections)
@@ -372,15 +412,16 @@ def test_from_env_reads_https_proxy(emu: Emulator, proxy: ConnectProxy, monkeypa
     monkeypatch.setenv("HTTPS_PROXY", f"127.0.0.1:{s.getsockname()[1]}")  # scheme optional
     s.close()
     with fleets.Client.from_env(proxy=proxy.url) as c:
-        c.get_shadow(THING)
+        c.shadow_get(THING)
     assert len(proxy.requests) == 2
     with fleets.Client.from_env(max_attempts=1, connect_timeout=2) as c:
         with pytest.raises(fleets.FleetsConnectionError):
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     # a malformed HTTPS_PROXY is a configuration error of from_env() itself
     monkeypatch.setenv("HTTPS_PROXY", "socks5://nowhere:1")
     with pytest.raises(fleets.ConfigError, match="proxy"):
         fleets.Client.from_env(proxy=proxy.url)
+    assert proxied.total() == 2
 
 
 # ------------------------------------------------------------------ retry settings
@@ -396,7 +437,7 @@ def test_from_env_reads_https_proxy(emu: Emulator, proxy: ConnectProxy, monkeypa
         {"initial_backoff": 1, "max_backoff": 1.0},
         {"max_attempts": 5, "initial_backoff": 0.05, "max_backoff": 2},
         {"max_response_bytes": 1},
-        {"max_response_bytes": 64 * 1024 * 1024},
+        {"max_response_bytes": fleets.MAX_RESPONSE_BYTES_LIMIT},
     ],
 )
 def test_settings_accepted(emu: Emulator, kw: Any) -> None:
@@ -422,6 +463,8 @@ def test_settings_accepted(emu: Emulator, kw: Any) -> None:
         ({"max_response_bytes": 0}, fleets.InvalidArgument),
         ({"max_response_bytes": -5}, fleets.InvalidArgument),
         ({"max_response_bytes": 1.5}, TypeError),
+        ({"max_response_bytes": fleets.MAX_RESPONSE_BYTES_LIMIT + 1}, fleets.ConfigError),
+        ({"max_response_bytes": 2**70}, fleets.ConfigError),
     ],
 )
 def test_bad_settings(emu: Emulator, kw: Any, exc: type) -> None:
@@ -437,21 +480,21 @@ def test_bad_settings(emu: Emulator, kw: Any, exc: type) -> None:
 def test_generated_client_token_is_echoed(emu: Emulator) -> None:
     emu.register(THING)
     with make_client(emu) as c:
-        r = c.report_shadow(THING, {"t": 1})
+        r = c.shadow_report(THING, {"t": 1})
         assert GENERATED_TOKEN.fullmatch(r["clientToken"]), r
-        assert c.report_shadow(THING, {"t": 2}, client_token="mine")["clientToken"] == "mine"
+        assert c.shadow_report(THING, {"t": 2}, client_token="mine")["clientToken"] == "mine"
     with make_client(emu, max_attempts=1) as c:
-        assert "clientToken" not in c.report_shadow(THING, {"t": 3})
+        assert "clientToken" not in c.shadow_report(THING, {"t": 3})
 
 
 def test_503_burst_is_recovered_by_retries(emu: Emulator) -> None:
     emu.register(THING)
     with fast(emu, max_attempts=4) as c:
         emu.fault(kind="status", status=503, times=3)
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
         assert emu.stats()["by_endpoint"][GET_KEY] == 4  # three 503s, then the answer
         emu.fault(kind="status", status=503, times=2, path_prefix="/api/v1/thing-datas/shadow/reported")
-        r = c.report_shadow(THING, {"t": 1})
+        r = c.shadow_report(THING, {"t": 1})
         assert r["version"] == 1 and GENERATED_TOKEN.fullmatch(r["clientToken"])
         assert emu.stats()["by_endpoint"][REPORT_KEY] == 3
     assert emu.admin("GET", f"things/{THING}/shadow")["version"] == 1  # applied once
@@ -462,7 +505,7 @@ def test_other_transient_statuses_are_retried(emu: Emulator, status: int) -> Non
     emu.register(THING)
     with fast(emu) as c:
         emu.fault(kind="status", status=status, times=2)
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
     assert emu.total() == 3
 
 
@@ -473,7 +516,7 @@ def test_connection_refused_is_retried_then_reported() -> None:
     s.close()
     with fleets.Client(f"http://127.0.0.1:{port}", "ak_test", "secret-7f3a9c", initial_backoff=0.01, max_backoff=0.02) as c:
         with pytest.raises(fleets.FleetsConnectionError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     assert ei.value.code == R.ERR_CONNECT and "(after 3 attempts)" in ei.value.message
 
 
@@ -484,7 +527,7 @@ def test_broken_exchanges_are_not_retried(emu: Emulator, kind: str) -> None:
     with fast(emu) as c:
         emu.fault(kind=kind, times=1)
         with pytest.raises(fleets.FleetsConnectionError):
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     assert emu.total() == 1
 
 
@@ -492,7 +535,7 @@ def test_gives_up_after_max_attempts_and_says_so(emu: Emulator) -> None:
     with fast(emu, max_attempts=3) as c:
         emu.fault(kind="status", status=502, times=0)
         with pytest.raises(fleets.ServerError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     assert "(after 3 attempts)" in ei.value.message and ei.value.http_status == 502
     assert emu.total() == 3
 
@@ -501,27 +544,27 @@ def test_max_attempts_1_disables_retries(emu: Emulator) -> None:
     with make_client(emu, max_attempts=1) as c:
         emu.fault(kind="status", status=503, times=1)
         with pytest.raises(fleets.ServerError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     assert "attempts" not in ei.value.message
     assert emu.total() == 1
 
 
-def test_publish_event_and_respond_command_are_never_retried(emu: Emulator) -> None:
+def test_event_publish_and_command_respond_are_never_retried(emu: Emulator) -> None:
     emu.register(THING)
     exe = emu.admin("POST", f"things/{THING}/commands", {"action": "reboot"})["executionId"]
     with fast(emu, max_attempts=5) as c:
         emu.fault(kind="status", status=503, times=0)
         with pytest.raises(fleets.ServerError) as ei:
-            c.publish_event(THING, "boot")
+            c.event_publish(THING, "boot")
         assert "attempts" not in ei.value.message
         assert emu.total() == 1
         with pytest.raises(fleets.ServerError):
-            c.respond_command(THING, exe, "SUCCEEDED")
+            c.command_respond(THING, exe, "SUCCEEDED")
         assert emu.total() == 2
         emu.admin("DELETE", "faults")
         emu.fault(kind="reset", times=1)
         with pytest.raises(fleets.FleetsConnectionError):
-            c.publish_event(THING, "boot")
+            c.event_publish(THING, "boot")
     assert emu.total() == 3
     assert emu.admin("GET", f"things/{THING}/events")["events"] == []
 
@@ -532,7 +575,7 @@ def test_other_4xx_are_never_retried(emu: Emulator) -> None:
             emu.admin("POST", "reset")
             emu.fault(kind="status", status=status, times=1)
             with pytest.raises(fleets.ApiError):
-                c.get_shadow(THING)
+                c.shadow_get(THING)
             assert emu.total() == 1, status
 
 
@@ -543,7 +586,7 @@ def test_retry_after_on_429_without_retries(emu: Emulator) -> None:
     with make_client(emu, max_attempts=1) as c:
         emu.fault(kind="status", status=429, retry_after_s=7, times=1)
         with pytest.raises(fleets.RateLimitedError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         e = ei.value
         assert e.retry_after == 7.0 and isinstance(e.retry_after, float)
         assert e.http_status == 429 and emu.total() == 1
@@ -551,14 +594,14 @@ def test_retry_after_on_429_without_retries(emu: Emulator) -> None:
         # the next failure without the header does not inherit it
         emu.fault(kind="status", status=429, times=1)
         with pytest.raises(fleets.RateLimitedError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         assert ei.value.retry_after is None
         emu.fault(kind="status", status=503, retry_after_s=2, times=1)
         with pytest.raises(fleets.ServerError) as ei2:
-            c.report_shadow(THING, {"a": 1})
+            c.shadow_report(THING, {"a": 1})
         assert ei2.value.retry_after == 2.0
         with pytest.raises(fleets.NotFoundError) as ei3:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         assert ei3.value.retry_after is None
 
 
@@ -569,7 +612,7 @@ def test_retry_after_after_retries_are_exhausted(emu: Emulator) -> None:
         emu.fault(kind="status", status=429, retry_after_s=30, times=0)
         t0 = time.monotonic()
         with pytest.raises(fleets.RateLimitedError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         assert time.monotonic() - t0 < 5
     assert ei.value.retry_after == 30.0 and "(after 2 attempts)" in ei.value.message
     assert emu.total() == 2
@@ -582,7 +625,7 @@ def test_retry_after_is_per_thread(emu: Emulator) -> None:
 
         def limited() -> Optional[float]:
             try:
-                c.get_shadow(THING)
+                c.shadow_get(THING)
             except fleets.RateLimitedError as e:
                 return e.retry_after
             return None
@@ -592,7 +635,7 @@ def test_retry_after_is_per_thread(emu: Emulator) -> None:
         # this thread's last exchange had no Retry-After
         emu.fault(kind="status", status=429, times=1)
         with pytest.raises(fleets.RateLimitedError) as ei:
-            c.get_shadow(THING)
+            c.shadow_get(THING)
         assert ei.value.retry_after is None
 
 
@@ -601,7 +644,7 @@ def test_retry_after_honoured_between_attempts(emu: Emulator) -> None:
     with make_client(emu, initial_backoff=0.01, max_backoff=5) as c:
         emu.fault(kind="status", status=429, retry_after_s=1, times=1)
         t0 = time.monotonic()
-        assert c.get_shadow(THING)["version"] == 0
+        assert c.shadow_get(THING)["version"] == 0
         waited = time.monotonic() - t0
     assert 0.9 <= waited < 4, waited
 
@@ -614,13 +657,13 @@ def test_max_response_bytes(emu: Emulator) -> None:
     with make_client(emu) as c:
         emu.fault(kind="status", status=200, body=big)
         with pytest.raises(fleets.BadResponseError):
-            c.get_shadow(THING)
+            c.shadow_get(THING)
     with make_client(emu, max_response_bytes=2 * 1024 * 1024) as c:
         emu.fault(kind="status", status=200, body=big)
-        assert c.get_shadow(THING) == big
+        assert c.shadow_get(THING) == big
     with make_client(emu, max_response_bytes=100) as c:
         emu.register(THING)
-        c.get_shadow(THING)  # a small body fits
+        c.shadow_get(THING)  # a small body fits
         emu.fault(kind="status", status=200, body={"x": "y" * 200})
         with pytest.raises(fleets.BadResponseError, match="100"):
-            c.get_shadow(THING)
+            c.shadow_get(THING)

@@ -77,9 +77,9 @@ def test_shadow_sync_keeps_its_version_in_a_state_file(client: fleets.Client, em
     version = client.shadow_sync(THING, lambda k, v: True, state_file=state)
     assert state.exists() and str(version) in state.read_text()
     state.write_text("not json")
-    with pytest.raises(fleets.StorageError) as ei:
+    with pytest.raises(fleets.LocalFileError) as ei:
         client.shadow_sync(THING, lambda k, v: True, state_file=state)
-    assert ei.value.code == R.ERR_STORAGE and isinstance(ei.value, OSError)
+    assert ei.value.code == R.ERR_LOCAL_FILE and isinstance(ei.value, OSError)
 
 
 def test_an_exception_in_the_callback_is_raised_after_the_sync(client: fleets.Client, emu: Emulator) -> None:
@@ -178,7 +178,7 @@ def test_download_errors(client: fleets.Client, emu: Emulator, tmp_path: Path) -
         client.download(f"{emu.endpoint}/files/missing", info["sha256"], tmp_path / "m")
     with pytest.raises(fleets.InvalidArgument):
         client.download("http://example.com/fw.bin", info["sha256"], tmp_path / "x")
-    with pytest.raises(fleets.StorageError):
+    with pytest.raises(fleets.LocalFileError):
         client.download(info["url"], info["sha256"], tmp_path / "no-such-dir" / "fw.bin")
 
 
@@ -247,7 +247,7 @@ def test_job_agent_handler_exceptions_and_unknown_actions(client: fleets.Client,
 def test_job_agent_arguments(client: fleets.Client, tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         fleets.JobAgent(client, THING, tmp_path, {"a": "not callable"})  # type: ignore[dict-item]
-    with pytest.raises(fleets.StorageError):
+    with pytest.raises(fleets.LocalFileError):
         fleets.JobAgent(client, THING, tmp_path / "missing", {}).run_once()
     assert "fleets.JobAgent" in repr(fleets.JobAgent(client, THING, tmp_path, {"b": print, "a": print}))
     assert os.listdir(tmp_path) == []

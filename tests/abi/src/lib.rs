@@ -27,6 +27,8 @@ pub mod layout {
 }
 
 #[cfg(test)]
+// Every constant is compared as u64, some already are.
+#[allow(clippy::unnecessary_cast)]
 mod checks {
     include!(concat!(env!("OUT_DIR"), "/checks.rs"));
 

@@ -5,8 +5,13 @@ Quickstart::
     import fleets
 
     with fleets.Client("https://fleets.example.com", "ak_...", "secret") as client:
-        client.report_shadow("thermostat-001", {"temperature": 21.5})
-        shadow = client.get_shadow("thermostat-001")
+        client.shadow_report("thermostat-001", {"temperature": 21.5})
+        shadow = client.shadow_get("thermostat-001")
+
+Operation names are those of the C API without the ``fleets_`` prefix (``shadow_report``,
+``event_publish``, ``jobs_update``...). Durations are in seconds (floats); libfleets' log
+messages go to the ``logging`` module once :func:`enable_logging` is called (nothing is
+logged by default).
 
 The shared library is bundled in the package; set ``FLEETS_LIBRARY`` to a path to load another
 one. Importing fails with an :class:`ImportError` that says what was looked for when the
@@ -32,7 +37,11 @@ from ._errors import (
     HashMismatchError,
     InternalError,
     InvalidArgument,
+    LocalFileError,
     NotFoundError,
+    OutboxCorruptError,
+    OutboxFullError,
+    OutboxLockedError,
     PayloadTooLargeError,
     RangeNotSupportedError,
     RateLimitedError,
@@ -41,12 +50,18 @@ from ._errors import (
     TLSError,
 )
 from ._ffi import LibraryError
-from ._client import LIBRARY_PATH, Client, library_version
+from ._client import LIBRARY_PATH, MAX_RESPONSE_BYTES_LIMIT, Client, library_version
+from ._logging import disable_logging, enable_logging
+from ._stats import ClientStats
+from ._outbox import Outbox, OutboxStats
 from ._workflows import JobAgent, JobOutcome, JobOutcomeKind, JobStep, StepResult
 
 __all__ = [
     "__version__",
     "Client",
+    "ClientStats",
+    "Outbox",
+    "OutboxStats",
     "ExecutionStatus",
     "Severity",
     "ResultCode",
@@ -68,10 +83,14 @@ __all__ = [
     "ServerError",
     "BadResponseError",
     "InternalError",
+    "StorageError",
+    "OutboxFullError",
+    "OutboxLockedError",
+    "OutboxCorruptError",
     "CanceledError",
     "HashMismatchError",
     "RangeNotSupportedError",
-    "StorageError",
+    "LocalFileError",
     "DiskFullError",
     "JobAgent",
     "JobOutcome",
@@ -81,4 +100,7 @@ __all__ = [
     "LibraryError",
     "LIBRARY_PATH",
     "library_version",
+    "MAX_RESPONSE_BYTES_LIMIT",
+    "enable_logging",
+    "disable_logging",
 ]

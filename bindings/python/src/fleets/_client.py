@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import os
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -12,6 +13,7 @@ from . import _ffi
 from ._enums import ExecutionStatus, ResultCode, Severity
 from ._errors import ClientClosedError, ConfigError, FleetsError, InvalidArgument, error_class
 from ._redact import Credentials, printable, redact_url
+from ._stats import ClientStats
 
 _lib, LIBRARY_PATH = _ffi.load()
 
@@ -92,6 +94,12 @@ def _check(code: int, credentials: Credentials) -> None:
         _raise_for(code, credentials)
 
 
+def _check_global(code: int) -> None:
+    """Raises for a failed library-level call (no client, so no credentials to scrub)."""
+    if code != ResultCode.OK:
+        _raise_for(code, Credentials(None, None, ()))
+
+
 def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
     if value is None:
         if required:
@@ -156,6 +164,30 @@ def _count(value: Optional[int], name: str, hi: int) -> int:
     return value
 
 
+def _response_limit(value: int) -> int:
+    """``max_response_bytes``: a positive int, at most :data:`MAX_RESPONSE_BYTES_LIMIT`
+    (over it: :class:`ConfigError`, as ``fleets_config_set_max_response_bytes`` answers)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_response_bytes must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise InvalidArgument(f"max_response_bytes must be a positive int, got {value}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    if value > MAX_RESPONSE_BYTES_LIMIT:
+        raise ConfigError(
+            f"max_response_bytes must be at most {MAX_RESPONSE_BYTES_LIMIT} (16 MiB), got {value}",
+            code=ResultCode.ERR_INVALID_CONFIG,
+        )
+    return value
+
+
+def _minutes(value: float, name: str) -> int:
+    """Positive seconds (int or float) as whole minutes, rounded up (the wire's unit)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 < value <= _U32 * 60:  # also rejects NaN; the C API takes u32 minutes
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}", code=ResultCode.ERR_INVALID_ARGUMENT)
+    return math.ceil(value / 60)
+
+
 def _path(value: Any, name: str) -> bytes:
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike path, not {type(value).__name__}")
@@ -184,7 +216,10 @@ def _decode_body(body: bytes) -> JSON:
 _U64 = (1 << 64) - 1
 _I64 = (1 << 63) - 1
 _U32 = (1 << 32) - 1
-_SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+
+#: The largest ``max_response_bytes`` the library accepts (``FLEETS_MAX_RESPONSE_BYTES_LIMIT``):
+#: a response is held in memory whole.
+MAX_RESPONSE_BYTES_LIMIT = 16 * 1024 * 1024
 
 
 class Client:
@@ -209,29 +244,36 @@ class Client:
             first) and its PEM private key (PKCS#8, PKCS#1 or SEC1).
         proxy: ``http://[user:password@]host:port``, an HTTP CONNECT proxy for every request
             (TLS still runs end to end). The password is never shown in repr or errors, even
-            when it holds ``/ ? # @ : %``.
-            Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
+            when it holds ``/ ? # @ : %``. A loopback endpoint (``localhost``,
+            ``127.0.0.0/8``, ``::1``) never goes through the proxy, as with curl's default
+            ``NO_PROXY``. Overrides ``HTTPS_PROXY`` for :meth:`from_env`.
         max_attempts: attempts per call, including the first (1 disables retries; at most
             10). Default 3.
         initial_backoff: seconds; the wait before the first retry is random up to this,
             doubling per retry. Default 0.2.
         max_backoff: seconds; the longest wait between attempts, also the cap on what a
             server's ``Retry-After`` can ask. Default 5.0.
-        max_response_bytes: the largest response body accepted (default 1 MiB); a larger one
-            raises :class:`BadResponseError`.
+        max_response_bytes: the largest response body accepted (default 1 MiB, at most
+            :data:`MAX_RESPONSE_BYTES_LIMIT`, 16 MiB); a larger body raises
+            :class:`BadResponseError`.
         connect_timeout: seconds for DNS, TCP and the TLS handshake.
         timeout: seconds for a whole call, all retries included; no call takes longer.
 
-    Only calls that are safe to repeat are retried: :meth:`get_shadow`, :meth:`report_shadow`
-    and the four jobs calls (with retries enabled and no ``client_token`` given, the library
-    sends a generated one, ``fleets-`` and 16 hex digits, which the server echoes in the
-    response). :meth:`publish_event` and :meth:`respond_command` are sent once. Retried
+    Durations are seconds (int or float) throughout, Python's unit for the settings that C
+    takes in integer milliseconds (``fleets_config_set_timeouts``) and Go as a
+    ``time.Duration``; they are rounded to whole milliseconds.
+
+    Only calls that are safe to repeat are retried: :meth:`shadow_get`, :meth:`shadow_report`
+    and the four ``jobs_*`` calls (with retries enabled and no ``client_token`` given, the
+    library sends a generated one, ``fleets-`` and 16 hex digits, which the server echoes in
+    the response). :meth:`event_publish` and :meth:`command_respond` are sent once. Retried
     failures: connection failures, timeouts before any response byte, HTTP 429, 502, 503, 504.
 
     Raises:
         ConfigError: bad endpoint, unreadable CA file, PEM without a certificate, client
             certificate and key that do not match, malformed proxy URL, retry settings out of
-            range (``max_attempts`` over 10, ``initial_backoff`` over ``max_backoff``)...
+            range (``max_attempts`` over 10, ``initial_backoff`` over ``max_backoff``),
+            ``max_response_bytes`` over 16 MiB...
         InvalidArgument: a bad argument (e.g. a non-positive timeout, backoff or size).
         TypeError: an argument of the wrong type.
     """
@@ -296,9 +338,9 @@ class Client:
     ) -> "Client":
         """A client configured from ``FLEETS_ENDPOINT``, ``FLEETS_API_KEY``,
         ``FLEETS_API_SECRET`` and, when set and non-empty, ``FLEETS_CA_FILE``; a proxy from
-        ``HTTPS_PROXY`` (``HTTP_PROXY`` for an ``http://`` loopback endpoint) unless
-        ``NO_PROXY`` names the endpoint's host. The other settings are the keyword arguments
-        of :class:`Client`.
+        ``HTTPS_PROXY`` (lower-case name accepted) unless ``NO_PROXY`` names the endpoint's
+        host; a loopback endpoint never uses a proxy. The other settings are the keyword
+        arguments of :class:`Client`.
 
         ``ca_file``, ``ca_pem`` or ``use_system_roots`` override ``FLEETS_CA_FILE``; ``proxy``
         overrides ``HTTPS_PROXY``. A missing variable raises :class:`ConfigError` naming it.
@@ -336,6 +378,7 @@ class Client:
         self._closed = False
         self._endpoint = ""
         self._proxy_shown: Optional[str] = None
+        self._final_stats: Optional[ClientStats] = None
 
     def _finish(
         self,
@@ -405,7 +448,7 @@ class Client:
                 )
 
             if max_response_bytes is not None:
-                check(_lib.fleets_config_set_max_response_bytes(cfg, _count(max_response_bytes, "max_response_bytes", _SIZE_MAX)))
+                check(_lib.fleets_config_set_max_response_bytes(cfg, _response_limit(max_response_bytes)))
 
             check(_lib.fleets_config_set_timeouts(cfg, _timeout_ms(connect_timeout, "connect_timeout"), _timeout_ms(timeout, "timeout")))
             client = ctypes.c_void_p()
@@ -430,7 +473,8 @@ class Client:
         """Closes the pooled connections and frees the client. Idempotent.
 
         Waits for calls running in other threads to finish (each is bounded by ``timeout``);
-        calls started after ``close()`` raise :class:`ClientClosedError`.
+        calls started after ``close()`` raise :class:`ClientClosedError`. :meth:`stats` still
+        returns the counters as they were at ``close()``.
         """
         with self._cond:
             if self._closed:
@@ -438,6 +482,8 @@ class Client:
             self._closed = True
             while self._inflight:
                 self._cond.wait()
+            if self._handle:
+                self._final_stats = _read_stats(self._handle, self._credentials)
             handle, self._handle = self._handle, None
         if handle:
             _lib.fleets_client_free(handle)
@@ -513,11 +559,28 @@ class Client:
                 body=body.decode("utf-8", "replace"),
             ) from None
 
+    # ------------------------------------------------------------------ observing
+
+    def stats(self) -> ClientStats:
+        """The client's counters since it was created (``fleets_client_stats``).
+
+        After :meth:`close`, the counters as they were when the client was closed. A snapshot
+        taken while other threads call may mix values from just before and just after a
+        concurrent call.
+        """
+        with self._cond:
+            handle = self._handle
+            if handle is None:
+                if self._final_stats is None:  # pragma: no cover - set by close()
+                    raise ClientClosedError("the client is closed", code=ResultCode.ERR_NULL_ARGUMENT)
+                return self._final_stats
+            return _read_stats(handle, self._credentials)
+
     # ------------------------------------------------------------------ ThingDatas calls
 
-    def report_shadow(
+    def shadow_report(
         self,
-        thing: str,
+        thing_name: str,
         reported: Mapping[str, Any],
         *,
         client_token: Optional[str] = None,
@@ -526,7 +589,7 @@ class Client:
         """Reports the device's state (``POST /api/v1/thing-datas/shadow/reported``).
 
         Args:
-            thing: the thing name (``[A-Za-z0-9._:-]{1,128}``).
+            thing_name: the thing name (``[A-Za-z0-9._:-]{1,128}``).
             reported: the state; deep-merged by the server, a ``None`` value deletes that key.
             client_token: echoed back in the response (at most 64 printable ASCII characters).
                 None with retries enabled sends a generated ``fleets-<16 hex>`` token.
@@ -538,24 +601,24 @@ class Client:
         """
         return self._call(
             _lib.fleets_shadow_report,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _object(reported, "reported", required=True),
             _text(client_token, "client_token", required=False),
             _int(version, "version", 0, _U64),
         )
 
-    def get_shadow(self, thing: str) -> JSON:
-        """Reads the current shadow (``GET /api/v1/thing-datas/{thing}/shadow``).
+    def shadow_get(self, thing_name: str) -> JSON:
+        """Reads the current shadow (``GET /api/v1/thing-datas/{thing_name}/shadow``).
 
         Returns:
             ``{"reported": {...}, "desired": {...}, "delta": {...}, "version": N, "updatedAt": "..."}``;
             a non-empty ``delta`` holds desired values the device has not reported yet.
         """
-        return self._call(_lib.fleets_shadow_get, _text(thing, "thing"))
+        return self._call(_lib.fleets_shadow_get, _text(thing_name, "thing_name"))
 
-    def publish_event(
+    def event_publish(
         self,
-        thing: str,
+        thing_name: str,
         event_type: str,
         *,
         data: Optional[Mapping[str, Any]] = None,
@@ -566,12 +629,12 @@ class Client:
         """Publishes an event (``POST /api/v1/thing-datas/events``).
 
         Args:
-            thing: the thing name.
+            thing_name: the thing name.
             event_type: e.g. ``"highTemperature"`` (1 to 128 bytes).
             data: a JSON object with the event's details.
             severity: ``Severity.INFO``/``WARN``/``ERROR`` or ``"info"``/``"warn"``/``"error"``;
                 None leaves it out.
-            timestamp_ms: Unix milliseconds; None means now.
+            timestamp_ms: Unix milliseconds (the wire's unit); None means now.
             app_id: an application label (at most 128 bytes).
 
         Never retried: a failure raises after the one attempt.
@@ -579,7 +642,7 @@ class Client:
         sev = Severity.UNSET if severity is None else Severity.coerce(severity)
         return self._call(
             _lib.fleets_event_publish,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(event_type, "event_type"),
             int(sev),
             _int(timestamp_ms, "timestamp_ms", 0, _I64),
@@ -587,9 +650,9 @@ class Client:
             _text(app_id, "app_id", required=False),
         )
 
-    def respond_command(
+    def command_respond(
         self,
-        thing: str,
+        thing_name: str,
         execution_id: str,
         status: StatusLike,
         *,
@@ -599,57 +662,66 @@ class Client:
         """Answers a command execution (``POST /api/v1/thing-datas/command/response``).
 
         Args:
-            thing: the thing name.
+            thing_name: the thing name.
             execution_id: the command execution's id.
             status: an :class:`ExecutionStatus` member or its name (``"SUCCEEDED"``...).
             result: a JSON object with the command's result.
-            timestamp: Unix seconds; None means now.
+            timestamp: Unix seconds (the wire's unit); None means now.
+
+        Never retried: a failure raises after the one attempt.
 
         Raises:
             NotFoundError: unknown execution. ConflictError: already answered.
         """
         return self._call(
             _lib.fleets_command_respond,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(execution_id, "execution_id"),
             int(ExecutionStatus.coerce(status)),
             _object(result, "result"),
             _int(timestamp, "timestamp", 0, _I64),
         )
 
-    def get_pending_jobs(self, thing: str, *, client_token: Optional[str] = None) -> JSON:
+    def jobs_get_pending(self, thing_name: str, *, client_token: Optional[str] = None) -> JSON:
         """Lists pending jobs (``POST /api/v1/thing-datas/jobs/get``).
 
         Returns:
             ``{"inProgressJobs": [...], "queuedJobs": [...]}`` of job summaries.
         """
         return self._call(
-            _lib.fleets_jobs_get_pending, _text(thing, "thing"), _text(client_token, "client_token", required=False)
+            _lib.fleets_jobs_get_pending,
+            _text(thing_name, "thing_name"),
+            _text(client_token, "client_token", required=False),
         )
 
-    def start_next_job(
+    def jobs_start_next(
         self,
-        thing: str,
+        thing_name: str,
         *,
         status_details: Optional[Mapping[str, Any]] = None,
-        step_timeout_minutes: Optional[int] = None,
+        step_timeout: Optional[float] = None,
         client_token: Optional[str] = None,
     ) -> JSON:
         """Starts the next pending job (``POST /api/v1/thing-datas/jobs/start-next``): the
         in-progress one first, else the oldest queued.
+
+        Args:
+            status_details: a JSON object stored with the execution.
+            step_timeout: seconds the device has to update the execution before it times
+                out; sent in whole minutes, rounded up. None leaves it out.
 
         Returns:
             ``{"execution": {..., "jobDocument": {...}}}``, or ``{}`` when nothing is pending.
         """
         return self._call(
             _lib.fleets_jobs_start_next,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _object(status_details, "status_details"),
-            _int(step_timeout_minutes, "step_timeout_minutes", 1, _U32) if step_timeout_minutes is not None else 0,
+            _minutes(step_timeout, "step_timeout") if step_timeout is not None else 0,
             _text(client_token, "client_token", required=False),
         )
 
-    def describe_job(self, thing: str, job_id: str, *, client_token: Optional[str] = None) -> JSON:
+    def jobs_describe(self, thing_name: str, job_id: str, *, client_token: Optional[str] = None) -> JSON:
         """Describes this thing's execution of a job (``POST /api/v1/thing-datas/jobs/{job_id}/get``).
 
         Returns:
@@ -657,14 +729,14 @@ class Client:
         """
         return self._call(
             _lib.fleets_jobs_describe,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(job_id, "job_id"),
             _text(client_token, "client_token", required=False),
         )
 
-    def update_job(
+    def jobs_update(
         self,
-        thing: str,
+        thing_name: str,
         job_id: str,
         status: StatusLike,
         *,
@@ -686,7 +758,7 @@ class Client:
         """
         return self._call(
             _lib.fleets_jobs_update,
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             _text(job_id, "job_id"),
             int(ExecutionStatus.coerce(status)),
             _object(status_details, "status_details"),
@@ -719,7 +791,7 @@ class Client:
 
     def shadow_sync(
         self,
-        thing: str,
+        thing_name: str,
         on_delta: Any,
         *,
         applied_version: int = 0,
@@ -748,13 +820,13 @@ class Client:
             conflict, a failed report, or when declined): applying must be idempotent.
 
         Raises:
-            ConflictError: the desired state kept changing. StorageError: the state file.
+            ConflictError: the desired state kept changing. LocalFileError: the state file.
             Any exception ``on_delta`` raised (the remaining values are declined; what was
             accepted before it is reported).
         """
         from ._workflows import shadow_sync
 
-        return shadow_sync(self, thing, on_delta, applied_version=applied_version, state_file=state_file)
+        return shadow_sync(self, thing_name, on_delta, applied_version=applied_version, state_file=state_file)
 
     def download(
         self,
@@ -786,11 +858,27 @@ class Client:
 
         Raises:
             HashMismatchError, RangeNotSupportedError, DiskFullError (the partial file stays),
-            StorageError, CanceledError, and the errors of the calls (connection, TLS, HTTP).
+            LocalFileError, CanceledError, and the errors of the calls (connection, TLS, HTTP).
         """
         from ._workflows import download
 
         download(self, url, sha256, dest, progress=progress, send_credentials=send_credentials, restart=restart)
+
+
+def _read_stats(handle: int, credentials: Credentials) -> ClientStats:
+    raw = _ffi.fleets_client_stats_t()
+    _check(_lib.fleets_client_stats(handle, ctypes.byref(raw)), credentials)
+    return ClientStats(
+        calls=raw.calls,
+        failures=raw.failures,
+        requests=raw.requests,
+        retries=raw.retries,
+        stale_resends=raw.stale_resends,
+        connections=raw.connections,
+        bytes_sent=raw.bytes_sent,
+        bytes_received=raw.bytes_received,
+        last_latency=raw.last_latency_us / 1_000_000,
+    )
 
 
 def library_version() -> str:

@@ -37,8 +37,12 @@ class ResultCode(enum.IntEnum):
     ERR_BAD_RESPONSE = 309
     ERR_HASH_MISMATCH = 310
     ERR_RANGE_NOT_SUPPORTED = 311
+    ERR_STORAGE_IO = 400
+    ERR_OUTBOX_FULL = 401
+    ERR_OUTBOX_LOCKED = 402
+    ERR_OUTBOX_CORRUPT = 403
     ERR_DISK_FULL = 420
-    ERR_STORAGE = 421
+    ERR_LOCAL_FILE = 421
     ERR_PANIC = 900
     ERR_INTERNAL = 901
 
@@ -111,3 +115,14 @@ class ExecutionStatus(_WireEnum):
     @property
     def wire(self) -> Optional[str]:
         return self.name
+
+
+class LogLevel(enum.IntEnum):
+    """``fleets_log_level`` (``FLEETS_LOG_*``), for ``fleets_set_log_callback``. The Python API
+    takes :mod:`logging` levels instead (:func:`fleets.enable_logging`)."""
+
+    OFF = 0
+    ERROR = 1
+    WARN = 2
+    INFO = 3
+    DEBUG = 4

@@ -21,6 +21,7 @@ class FleetsError(Exception):
         retry_after: the wait in seconds (a float) that the server asked for with a
             ``Retry-After`` header (HTTP 429 or 503), or None when it sent none. Set on the
             error of the last attempt, after the library's own retries.
+        request_sent: whether the request may have reached the server (see the property).
     """
 
     def __init__(
@@ -42,6 +43,22 @@ class FleetsError(Exception):
         self.message: str = message
         self.body: Optional[str] = body
         self.retry_after: Optional[float] = retry_after
+
+    @property
+    def request_sent(self) -> bool:
+        """Whether the failed call may have delivered its request to the server
+        (``fleets_result_request_sent``).
+
+        False only when the request certainly was not sent: an argument or setting refused
+        before sending (:class:`InvalidArgument`, :class:`ConfigError`,
+        :class:`ClientClosedError`), a connection that could not be made or a TLS handshake
+        that failed. Then sending it again cannot make a duplicate. True for timeouts and
+        broken connections (the server may have acted on the request), every HTTP error
+        status and internal errors.
+        """
+        from ._client import _lib  # the library is loaded by the time an error exists
+
+        return bool(_lib.fleets_result_request_sent(int(self.code)))
 
     @property
     def body_json(self) -> Any:
@@ -145,6 +162,22 @@ class BadResponseError(FleetsError):
     """A 2xx response whose body is not JSON, or a response over the size limit."""
 
 
+class StorageError(FleetsError, OSError):
+    """The outbox could not read, write or sync its files (disk full, read-only, I/O error)."""
+
+
+class OutboxFullError(FleetsError):
+    """The record does not fit in the outbox's ``max_bytes`` under its full policy."""
+
+
+class OutboxLockedError(FleetsError):
+    """Another outbox handle, in this process or another, has the directory open."""
+
+
+class OutboxCorruptError(FleetsError):
+    """The outbox directory holds files of a newer format; they were left untouched."""
+
+
 class CanceledError(FleetsError):
     """A callback stopped a workflow (a download's progress callback returned False)."""
 
@@ -157,12 +190,13 @@ class RangeNotSupportedError(BadResponseError):
     """A download had to resume, the server sent the whole file, and ``restart=False``."""
 
 
-class StorageError(FleetsError, OSError):
-    """A local file (a state file, a download) could not be read, written, synced or renamed."""
+class LocalFileError(FleetsError, OSError):
+    """A workflow's local file (a state file, a download) could not be created, read, written,
+    synced or renamed (``FLEETS_ERR_LOCAL_FILE``)."""
 
 
-class DiskFullError(StorageError):
-    """Local storage is full; a partial download is kept for when space is freed."""
+class DiskFullError(LocalFileError):
+    """A workflow's local storage is full; a partial download is kept for when space is freed."""
 
 
 class InternalError(FleetsError):
@@ -193,8 +227,12 @@ _BY_CODE: Dict[int, Type[FleetsError]] = {
     ResultCode.ERR_CANCELED: CanceledError,
     ResultCode.ERR_HASH_MISMATCH: HashMismatchError,
     ResultCode.ERR_RANGE_NOT_SUPPORTED: RangeNotSupportedError,
+    ResultCode.ERR_STORAGE_IO: StorageError,
+    ResultCode.ERR_OUTBOX_FULL: OutboxFullError,
+    ResultCode.ERR_OUTBOX_LOCKED: OutboxLockedError,
+    ResultCode.ERR_OUTBOX_CORRUPT: OutboxCorruptError,
     ResultCode.ERR_DISK_FULL: DiskFullError,
-    ResultCode.ERR_STORAGE: StorageError,
+    ResultCode.ERR_LOCAL_FILE: LocalFileError,
     ResultCode.ERR_PANIC: InternalError,
     ResultCode.ERR_INTERNAL: InternalError,
 }

@@ -21,6 +21,28 @@ fleets_config_p = c_void_p
 fleets_result = c_uint32
 fleets_severity = c_uint32
 fleets_execution_status = c_uint32
+fleets_log_level = c_uint32
+#: ``void (*)(fleets_log_level level, const char *message, void *user)``.
+fleets_log_fn = CFUNCTYPE(None, fleets_log_level, c_char_p, c_void_p)
+
+
+class fleets_client_stats_t(Structure):
+    """``fleets_client_stats_t``: the counters of ``fleets_client_stats`` (field order and
+    types are checked against the header by the tests)."""
+
+    _fields_ = [
+        ("calls", c_uint64),
+        ("failures", c_uint64),
+        ("requests", c_uint64),
+        ("retries", c_uint64),
+        ("stale_resends", c_uint64),
+        ("connections", c_uint64),
+        ("bytes_sent", c_uint64),
+        ("bytes_received", c_uint64),
+        ("last_latency_us", c_uint64),
+    ]
+
+
 # Caller-owned output buffers (`char *`): a ctypes char array is passed.
 out_buf = POINTER(c_char)
 size_p = POINTER(c_size_t)
@@ -73,6 +95,45 @@ class fleets_job_outcome(Structure):
     _fields_ = [("kind", c_uint32), ("step", c_uint32), ("resumed", c_bool), ("job_id", c_char * 129)]
 
 
+# The durable outbox: an opaque handle and two structs, field for field as in the header.
+fleets_outbox_p = c_void_p
+#: Size of fleets_outbox_stats_t.last_error_message (FLEETS_OUTBOX_MESSAGE_BYTES).
+OUTBOX_MESSAGE_BYTES = 256
+
+
+class OutboxOptions(ctypes.Structure):
+    """``fleets_outbox_options_t``."""
+
+    _fields_ = [
+        ("sync", c_uint32),
+        ("batch_max_ms", c_uint32),
+        ("batch_max_records", c_uint32),
+        ("when_full", c_uint32),
+        ("max_bytes", c_uint64),
+        ("ttl_ms", c_uint64),
+    ]
+
+
+class OutboxStats(ctypes.Structure):
+    """``fleets_outbox_stats_t``."""
+
+    _fields_ = [
+        ("queued_records", c_uint64),
+        ("queued_bytes", c_uint64),
+        ("oldest_age_ms", c_uint64),
+        ("delivered_records", c_uint64),
+        ("dropped_records", c_uint64),
+        ("dead_lettered_records", c_uint64),
+        ("corrupt_records", c_uint64),
+        ("torn_bytes", c_uint64),
+        ("disk_bytes", c_uint64),
+        ("written_bytes", c_uint64),
+        ("syncs", c_uint64),
+        ("last_error", c_uint32),
+        ("last_error_http_status", c_int32),
+        ("last_error_message", c_char * OUTBOX_MESSAGE_BYTES),
+    ]
+
 #: name -> (restype, argtypes) for every function of include/fleets.h.
 FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # ThingDatas calls
@@ -121,6 +182,7 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     "fleets_config_free": (None, [fleets_config_p]),
     "fleets_client_new": (fleets_result, [fleets_config_p, POINTER(fleets_client_p)]),
     "fleets_client_free": (None, [fleets_client_p]),
+    "fleets_client_stats": (fleets_result, [fleets_client_p, POINTER(fleets_client_stats_t)]),
     # JSON helpers (declared for completeness; Python code uses the json module)
     "fleets_json_get": (fleets_result, [c_char_p, c_char_p] + _RESPONSE),
     "fleets_json_get_string": (fleets_result, [c_char_p, c_char_p] + _RESPONSE),
@@ -130,10 +192,30 @@ FUNCTIONS: Dict[str, Tuple[Any, List[Any]]] = {
     # Library-level
     "fleets_version": (c_char_p, []),
     "fleets_result_name": (c_char_p, [fleets_result]),
+    "fleets_result_request_sent": (c_bool, [fleets_result]),
     "fleets_last_error_message": (c_size_t, [out_buf, c_size_t]),
     "fleets_last_http_status": (c_int32, []),
     "fleets_last_retry_after_ms": (c_int64, []),
     "fleets_last_response": (fleets_result, _RESPONSE),
+    "fleets_set_log_callback": (fleets_result, [fleets_log_level, fleets_log_fn, c_void_p]),
+    # Durable outbox
+    "fleets_outbox_open": (fleets_result, [c_char_p, POINTER(OutboxOptions), POINTER(fleets_outbox_p)]),
+    "fleets_outbox_close": (fleets_result, [fleets_outbox_p]),
+    "fleets_outbox_enqueue_report": (fleets_result, [fleets_outbox_p, c_char_p, c_char_p, c_char_p, c_uint64]),
+    "fleets_outbox_enqueue_event": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_severity, c_int64, c_char_p, c_char_p],
+    ),
+    "fleets_outbox_enqueue_command_response": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_execution_status, c_char_p, c_int64],
+    ),
+    "fleets_outbox_enqueue_job_update": (
+        fleets_result,
+        [fleets_outbox_p, c_char_p, c_char_p, fleets_execution_status, c_char_p, c_uint64, c_char_p],
+    ),
+    "fleets_outbox_flush": (fleets_result, [fleets_outbox_p, fleets_client_p, c_uint32, POINTER(c_uint64)]),
+    "fleets_outbox_stats": (fleets_result, [fleets_outbox_p, POINTER(OutboxStats)]),
 }
 
 #: Environment variable naming the shared library to load instead of the bundled one.

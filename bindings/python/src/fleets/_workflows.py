@@ -126,7 +126,7 @@ DeltaHandler = Union[Callable[[str, Any], Any], Mapping[str, Callable[[Any], Any
 
 def shadow_sync(
     client: "Client",
-    thing: str,
+    thing_name: str,
     on_delta: DeltaHandler,
     *,
     applied_version: int = 0,
@@ -166,11 +166,11 @@ def shadow_sync(
     callback = _ffi.fleets_delta_fn(trampoline)
     version = ctypes.c_uint64(applied_version)
     if state_file is None:
-        client._run("fleets_shadow_sync", _text(thing, "thing"), callback, None, ctypes.byref(version))
+        client._run("fleets_shadow_sync", _text(thing_name, "thing_name"), callback, None, ctypes.byref(version))
     else:
         client._run(
             "fleets_shadow_sync_with_state_file",
-            _text(thing, "thing"),
+            _text(thing_name, "thing_name"),
             callback,
             None,
             _text(state_file, "state_file"),
@@ -241,7 +241,7 @@ class JobAgent:
 
     Args:
         client: the :class:`fleets.Client` to run with.
-        thing: the thing name.
+        thing_name: the thing name.
         state_dir: an existing directory that survives reboots.
         handlers: action -> handler.
         gate: asked before a step that follows :attr:`StepResult.NEXT_GATED`; return False to
@@ -253,13 +253,13 @@ class JobAgent:
 
     A handler or gate that raises: the step counts as attempted and is retried on a later
     run (the job ends FAILED after ``max_attempts``); :meth:`run_once` raises the exception.
-    One agent per (``state_dir``, thing) may run at a time.
+    One agent per (``state_dir``, ``thing_name``) may run at a time.
     """
 
     def __init__(
         self,
         client: "Client",
-        thing: str,
+        thing_name: str,
         state_dir: PathLike,
         handlers: Mapping[str, Handler],
         *,
@@ -278,7 +278,7 @@ class JobAgent:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32):
                 raise TypeError(f"{name} must be an int from 0 to 2**32-1")
         self.client = client
-        self.thing = thing
+        self.thing_name = thing_name
         self.state_dir = state_dir
         self.handlers = dict(handlers)
         self.gate = gate
@@ -288,10 +288,10 @@ class JobAgent:
     @property
     def state_file(self) -> str:
         """The file where the agent keeps the job it holds."""
-        return os.path.join(os.fspath(self.state_dir), f"fleets-job-{self.thing}.json")
+        return os.path.join(os.fspath(self.state_dir), f"fleets-job-{self.thing_name}.json")
 
     def __repr__(self) -> str:
-        return f"<fleets.JobAgent thing={self.thing!r} actions={sorted(self.handlers)!r}>"
+        return f"<fleets.JobAgent thing_name={self.thing_name!r} actions={sorted(self.handlers)!r}>"
 
     def run_once(self) -> JobOutcome:
         """Resumes the held job or claims the next one and runs it as far as it goes now.
@@ -370,7 +370,7 @@ class JobAgent:
         try:
             self.client._run(
                 "fleets_job_agent_run_once",
-                _text(self.thing, "thing"),
+                _text(self.thing_name, "thing_name"),
                 ctypes.byref(table),
                 _text(self.state_dir, "state_dir"),
                 ctypes.byref(outcome),
