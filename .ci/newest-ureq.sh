@@ -14,13 +14,15 @@ git ls-files -z | xargs -0 cp --parents -t "$work"
 cd "$work"
 sed -i -e 's/^ureq = { version = "~3.5"/ureq = { version = "3"/' \
        -e 's/^ureq-proto = { version = "~0.7"/ureq-proto = { version = "0"/' Cargo.toml
-export CARGO_TARGET_DIR="$root/target/newest-ureq"
+# The main target dir: dependencies that did not change are reused, not rebuilt (a newer ureq
+# gets its own artifacts). Runs last in CI, so overwriting target/debug/libfleets.so is fine.
+export CARGO_TARGET_DIR="$root/target"
 status=0
 cargo update -p ureq -p ureq-proto || status=$?
 versions=$(grep -A1 -E '^name = "ureq(-proto)?"$' Cargo.lock | grep version | tr -d '"' | tr '\n' ' ')
 if [ "$status" -eq 0 ]; then
   cargo build -p fleets --lib && \
-  cargo test -p fleets --lib --test api --test stale_connection --test fault_matrix --test proxy \
+  cargo test -p fleets --lib --test api --test stale_connection --test proxy \
     || status=$?
 fi
 if [ "$status" -ne 0 ]; then
