@@ -17,6 +17,7 @@ lint:
 test-rust:
 	$(CARGO) build -p fleets --lib
 	$(CARGO) test --workspace
+	$(CARGO) test -p fleets --no-default-features --test bundled_roots
 
 # CMake build, C examples against the emulator, the C programs and examples under
 # ASan+UBSan and valgrind, install + consumer projects, aarch64 and armv7 cross builds

@@ -105,11 +105,23 @@ impl Client {
     /// Builds a client from a configuration. No connection is made until the first call.
     pub fn new(config: &Config) -> Result<Client> {
         let roots = match &config.trust {
+            #[cfg(feature = "bundled-roots")]
             TrustAnchors::BundledMozilla => RootCerts::WebPki,
+            #[cfg(not(feature = "bundled-roots"))]
+            TrustAnchors::BundledMozilla => {
+                return Err(Error::invalid_config(
+                    "this libfleets was built without bundled root certificates (cargo \
+                     feature bundled-roots): set a CA file or CA PEM, or use the system roots",
+                ))
+            }
             TrustAnchors::Certificates { certs, .. } => RootCerts::Specific(certs.clone()),
         };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
+            // Always ring, whatever process-wide default provider a host program installed.
+            .unversioned_rustls_crypto_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
             .root_certs(roots)
             .client_cert(config.client_cert.clone())
             .use_sni(true)
