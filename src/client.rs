@@ -142,8 +142,11 @@ impl Client {
             .no_delay(true)
             .max_redirects(0)
             .max_redirects_will_error(false)
+            // Every request carries these bytes, on metered links too: the SDK and its version
+            // (what a server operator needs to tell device software apart), and no `Accept`
+            // (every response of the API is JSON; ureq's default `*/*` says nothing either).
             .user_agent(concat!("libfleets/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json")
+            .accept("")
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
             .max_response_header_size(MAX_RESPONSE_HEADER_BYTES)
