@@ -13,8 +13,9 @@
  *   fleets_last_response() returns the body without a second request.
  * - Handles are created by *_new and freed exactly once by the matching *_free; freeing
  *   NULL is a no-op. fleets_client_t is safe to share between threads; fleets_config_t is not.
- * - No panic crosses the boundary (FLEETS_ERR_PANIC). TLS verification cannot be disabled,
- *   and the API secret never appears in an error message.
+ * - No panic crosses the boundary (FLEETS_ERR_PANIC; a library built with the `device` cargo
+ *   profile aborts the process instead). TLS verification cannot be disabled, and the API
+ *   secret never appears in an error message.
  */
 
 
@@ -292,7 +293,8 @@ typedef struct {
 #define FLEETS_ERR_BAD_RESPONSE 309
 
 /**
- * A bug: a panic was caught at the C boundary.
+ * A bug: a panic was caught at the C boundary. Never returned by a library built with the
+ * `device` cargo profile (panic = "abort"): there a panic aborts the process.
  */
 #define FLEETS_ERR_PANIC 900
 

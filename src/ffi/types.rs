@@ -68,7 +68,8 @@ pub const FLEETS_ERR_SERVER: fleets_result = 307;
 pub const FLEETS_ERR_HTTP: fleets_result = 308;
 /// A 2xx response whose body is not JSON, or a response over the size limit.
 pub const FLEETS_ERR_BAD_RESPONSE: fleets_result = 309;
-/// A bug: a panic was caught at the C boundary.
+/// A bug: a panic was caught at the C boundary. Never returned by a library built with the
+/// `device` cargo profile (panic = "abort"): there a panic aborts the process.
 pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
