@@ -119,9 +119,7 @@ impl Client {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             // Always ring, whatever process-wide default provider a host program installed.
-            .unversioned_rustls_crypto_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .root_certs(roots)
             .client_cert(config.client_cert.clone())
             .use_sni(true)
