@@ -28,9 +28,7 @@ fn without_a_ca_the_bundled_roots_are_used() {
 #[test]
 fn without_bundled_roots_a_client_needs_a_ca() {
     let emu = emulator();
-    let err = Client::new(&config_without_ca(&emu))
-        .err()
-        .expect("no trust anchors: refused");
+    let err = Client::new(&config_without_ca(&emu)).expect_err("no trust anchors: refused");
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
     assert!(err.to_string().contains("bundled-roots"), "{err}");
     assert_eq!(emu.stats().connections_accepted, 0);
