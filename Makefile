@@ -38,6 +38,7 @@ test-rust:
 	@$(SETUP) check -q test-rust
 	$(CARGO) build $(LOCKED) -p fleets --lib
 	$(CARGO) test $(LOCKED) --workspace
+	$(CARGO) test $(LOCKED) -p fleets --no-default-features --test bundled_roots
 
 # CMake build, C examples against the emulator, the C programs and examples under
 # ASan+UBSan and valgrind, install + consumer projects, aarch64 and armv7 cross builds

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import download_bench
 import outbox_bench
+sys.path.insert(0, str(Path(__file__).resolve().parent / "footprint"))
+import rows as footprint  # noqa: E402  (bench/footprint/rows.py: device profile, wire, wake rows)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
@@ -48,8 +50,8 @@ def run(cmd, env=None, cwd=None, timeout=300):
 
 
 class Emulator:
-    def __init__(self):
-        self.proc = subprocess.Popen([str(EMULATOR), "--listen", "127.0.0.1:0", "--auto-register"],
+    def __init__(self, *extra_args):
+        self.proc = subprocess.Popen([str(EMULATOR), "--listen", "127.0.0.1:0", "--auto-register", *extra_args],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         line = self.proc.stdout.readline()
         if not line:
@@ -95,18 +97,18 @@ class Bench:
         p = run(cmd, env=self.env)
         return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
 
-    def add(self, rid, name, unit, better, fleets, base_name, base, target=None, note=""):
+    def add(self, rid, name, unit, better, fleets, base_name, base, target=None, note="", absolute=False):
         f = summary(fleets)
         b = summary(base) if base else None
         ratio = f["median"] / b["median"] if b and b["median"] else None
         met = None
-        if target is not None and ratio is not None:
+        if target is not None and ratio is not None and not absolute:
             met = ratio >= target if better == "higher" else ratio <= target
-        elif target is not None and b is None:  # absolute target on libfleets alone
+        elif target is not None and (b is None or absolute):  # absolute target on libfleets alone
             met = f["median"] <= target if better == "lower" else f["median"] >= target
         row = {"id": rid, "name": name, "unit": unit, "better": better, "fleets": f,
                "baseline_name": base_name, "baseline": b, "ratio": ratio,
-               "target": target, "met": met, "note": note}
+               "target": target, "absolute": absolute or b is None, "met": met, "note": note}
         if rid in self.server:
             row["server"] = self.server[rid]
         self.rows.append(row)
@@ -199,8 +201,7 @@ class Bench:
                          note=", ".join(f"{k} {kib(v):.0f} KiB" for k, v in sizes["debian"].items()))
             else:
                 self.add(f"size_{arch}", f"stripped libfleets.so, {arch}", "KiB", "lower",
-                         [kib(sizes["libfleets"][arch])], "-", None,
-                         target=1.5 * 1024 if arch == "aarch64" else None)
+                         [kib(sizes["libfleets"][arch])], "-", None)
         for arch, size in sizes.get("cli", {}).items():
             curl = sizes.get("curl_tool")
             note = (f"curl tool {kib(curl):.0f} KiB + libcurl+libssl+libcrypto {kib(base):.0f} KiB"
@@ -306,7 +307,10 @@ def table(result):
         tgt = "-"
         if r["target"] is not None:
             op = ">=" if r["better"] == "higher" else "<="
-            tgt = f"{op}{r['target']:g}x" if b else (f"<{r['target'] / 1024:g} MiB" if r["unit"] == "KiB" else f"<{r['target']:g} {r['unit']}")
+            if r.get("absolute", not b):
+                tgt = f"<={r['target'] / 1024:g} MiB" if r["unit"] == "KiB" else f"<{r['target']:g} {r['unit']}"
+            else:
+                tgt = f"{op}{r['target']:g}x"
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         head = "-"
         if cap and r["unit"] == "reports/s":
@@ -340,12 +344,18 @@ def main():
     t0 = time.monotonic()
     load_before = loadavg()
     b = Bench(a.work, a.smoke)
+    driver = sys.modules[__name__]
     try:
         skip = set(filter(None, a.skip.split(",")))
         sections = [("seq", lambda: b.throughput("seq", "C reports/s, 1 thread, keep-alive", 1)),
                     ("threads", lambda: b.throughput("threads4", "C reports/s, 4 threads (1 client vs 4 handles)", 4)),
                     ("cold", b.cold_start), ("instr", b.instructions), ("mem", b.memory),
-                    ("size", b.footprint), ("python", b.python), ("go", b.go),
+                    ("size", b.footprint),
+                    # issue 15 (bench/footprint/): device profile vs default, bytes on the wire, wake cycle
+                    ("device_size", lambda: footprint.device_sizes(b, driver)),
+                    ("device", lambda: footprint.device(b, driver)),
+                    ("wire", lambda: footprint.wire(b, driver)), ("wake", lambda: footprint.wake_cycle(b, driver)),
+                    ("python", b.python), ("go", b.go),
                     ("outbox", lambda: outbox_bench.rows(b, run)),
                     ("download", lambda: download_bench.rows(b, run, log)), ("capacity", b.capacity)]
         for name, fn in sections:

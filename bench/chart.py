@@ -27,6 +27,20 @@ SHORT = {
     "py_requests": "Python reports/s vs requests",
     "py_httpx": "Python reports/s vs httpx",
     "go": "Go reports/s vs net/http",
+    "size_device_x86_64": "x86-64 .so size, device profile vs default",
+    "size_device_aarch64": "aarch64 .so size, device profile vs default",
+    "size_device_armv7": "armv7 .so size, device profile vs default",
+    "device_seq": "C reports/s, device profile vs default",
+    "device_cpu": "C client CPU/report, device vs default",
+    "device_instr": "C instructions/report, device vs default",
+    "wire_steady": "bytes per keep-alive report vs libcurl",
+    "wire_first": "bytes per wake cycle vs libcurl",
+    "wire_resumed": "bytes per resumed connection vs libcurl",
+    "wake": "wake cycle (exec->report->exit) vs libcurl",
+    "wake_cpu": "CPU per wake cycle vs libcurl",
+    "wake_cpu_device": "CPU per wake cycle, device vs default",
+    "conn_full": "new connection + report, full TLS vs libcurl",
+    "conn_resumed": "new connection + report, resumed vs libcurl",
 }
 
 
@@ -60,7 +74,7 @@ def main():
         out.append(f'<text x="{left - 6}" y="{y + bar - 5}" text-anchor="end">{escape(label[:52])}</text>')
         out.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{bar}" fill="{color}"/>')
         out.append(f'<line x1="{x(lo_a):.1f}" y1="{y + bar / 2}" x2="{x(hi_a):.1f}" y2="{y + bar / 2}" stroke="black"/>')
-        if r["target"] is not None:
+        if r["target"] is not None and not r.get("absolute"):  # an absolute target (KiB) has no tick
             t = r["target"] if r["better"] == "higher" else 1 / r["target"]
             out.append(f'<line x1="{x(t):.1f}" y1="{y - 2}" x2="{x(t):.1f}" y2="{y + bar + 2}" stroke="black" stroke-width="3"/>')
         out.append(f'<text x="{max(x1, x(hi_a)) + 4:.1f}" y="{y + bar - 5}">{a:.2f}x</text>')

@@ -124,6 +124,10 @@ stripped() { "$1" -o "$work/stripped.tmp" "$2" && stat -c %s "$work/stripped.tmp
 } >"$work/sizes.json"
 rm -f "$work/stripped.tmp"
 
+# Issue 15: the device profile, wake.c (bench/footprint/).
+# shellcheck source=bench/footprint/build.sh
+source "$here/footprint/build.sh"
+
 say "Python venv with requests and httpx ($work/venv)"
 [[ -x "$work/venv/bin/python" ]] || python3 -m venv "$work/venv"
 "$work/venv/bin/python" -c 'import requests, httpx' 2>/dev/null || \

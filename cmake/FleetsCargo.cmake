@@ -9,7 +9,8 @@
 #   FLEETS_RUSTC            rustc executable
 #   FLEETS_RUST_TARGET      Rust target triple; empty = host (set by cmake/toolchains/*.cmake)
 #   FLEETS_CARGO_TARGET_DIR cargo target directory (default: <source>/target, shared with cargo)
-#   FLEETS_CARGO_PROFILE    cargo profile (default: release)
+#   FLEETS_CARGO_PROFILE    cargo profile (default: release; device = the smaller device build,
+#                           panic=abort, see docs/device-build.md)
 #   FLEETS_CARGO_FLAGS      extra arguments to `cargo build` (default --locked; e.g. --locked;--offline)
 #   FLEETS_CARGO_OPT_LEVEL  override the profile's opt-level (e.g. s); empty = Cargo.toml
 #
@@ -28,7 +29,9 @@ find_program(FLEETS_RUSTC rustc HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/
 set(FLEETS_RUST_TARGET "${FLEETS_RUST_TARGET}" CACHE STRING
     "Rust target triple (empty = host); cmake/toolchains/*.cmake set it")
 set(FLEETS_CARGO_TARGET_DIR "${PROJECT_SOURCE_DIR}/target" CACHE PATH "cargo target directory")
-set(FLEETS_CARGO_PROFILE "release" CACHE STRING "cargo profile used for the library")
+set(FLEETS_CARGO_PROFILE "release" CACHE STRING
+    "cargo profile used for the library: release, or device (smaller; a panic aborts the process; docs/device-build.md)")
+set_property(CACHE FLEETS_CARGO_PROFILE PROPERTY STRINGS release device)
 set(FLEETS_CARGO_FLAGS "--locked" CACHE STRING
     "extra arguments for cargo build (;-separated); --locked: use the committed Cargo.lock")
 set(FLEETS_CARGO_OPT_LEVEL "" CACHE STRING

@@ -13,8 +13,9 @@
  *   fleets_last_response() returns the body without a second request.
  * - Handles are created by *_new and freed exactly once by the matching *_free; freeing
  *   NULL is a no-op. fleets_client_t is safe to share between threads; fleets_config_t is not.
- * - No panic crosses the boundary (FLEETS_ERR_PANIC). TLS verification cannot be disabled,
- *   and the API secret never appears in an error message.
+ * - No panic crosses the boundary (FLEETS_ERR_PANIC; a library built with the `device` cargo
+ *   profile aborts the process instead). TLS verification cannot be disabled, and the API
+ *   secret never appears in an error message.
  */
 
 
@@ -736,7 +737,8 @@ typedef bool (*fleets_progress_fn)(uint64_t received,
 #define FLEETS_ERR_LOCAL_FILE 421
 
 /**
- * A bug: a panic was caught at the C boundary.
+ * A bug: a panic was caught at the C boundary. Never returned by a library built with the
+ * `device` cargo profile (panic = "abort"): there a panic aborts the process.
  */
 #define FLEETS_ERR_PANIC 900
 
@@ -1050,8 +1052,10 @@ fleets_result fleets_jobs_update(const fleets_client_t *client,
 /**
  * Creates a configuration for `endpoint` (`https://host[:port][/base]`; `http://` only for
  * loopback hosts) with a Deployment API key and secret. Trusts the bundled Mozilla roots
- * until `fleets_config_set_ca_file` says otherwise; connect timeout 10 s, request deadline
- * 30 s.
+ * until `fleets_config_set_ca_file` says otherwise (a library built without the cargo
+ * feature `bundled-roots` has none: `fleets_client_new` then fails with
+ * `FLEETS_ERR_INVALID_CONFIG` until a CA file, CA PEM or the system roots are set); connect
+ * timeout 10 s, request deadline 30 s.
  *
  * All three strings are required (NULL: `FLEETS_ERR_NULL_ARGUMENT`), copied, and may be
  * freed after the call; the copy of the secret is zeroed when the configuration is freed.

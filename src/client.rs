@@ -112,11 +112,21 @@ impl Client {
     /// Builds a client from a configuration. No connection is made until the first call.
     pub fn new(config: &Config) -> Result<Client> {
         let roots = match &config.trust {
+            #[cfg(feature = "bundled-roots")]
             TrustAnchors::BundledMozilla => RootCerts::WebPki,
+            #[cfg(not(feature = "bundled-roots"))]
+            TrustAnchors::BundledMozilla => {
+                return Err(Error::invalid_config(
+                    "this libfleets was built without bundled root certificates (cargo \
+                     feature bundled-roots): set a CA file or CA PEM, or use the system roots",
+                ))
+            }
             TrustAnchors::Certificates { certs, .. } => RootCerts::Specific(certs.clone()),
         };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
+            // Always ring, whatever process-wide default provider a host program installed.
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .root_certs(roots)
             .client_cert(config.client_cert.clone())
             .use_sni(true)
@@ -137,8 +147,11 @@ impl Client {
             .no_delay(true)
             .max_redirects(0)
             .max_redirects_will_error(false)
+            // Every request carries these bytes, on metered links too: the SDK and its version
+            // (what a server operator needs to tell device software apart), and no `Accept`
+            // (every response of the API is JSON; ureq's default `*/*` says nothing either).
             .user_agent(concat!("libfleets/", env!("CARGO_PKG_VERSION")))
-            .accept("application/json")
+            .accept("")
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
             .max_response_header_size(MAX_RESPONSE_HEADER_BYTES)

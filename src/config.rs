@@ -231,7 +231,11 @@ pub struct Config {
 
 impl Config {
     /// A configuration for `endpoint` (`https://host[:port][/base]`; `http://` only for
-    /// loopback hosts) with a Deployment API key and secret. Trusts the bundled Mozilla roots.
+    /// loopback hosts) with a Deployment API key and secret. Trusts the bundled Mozilla roots
+    /// (in a build without the cargo feature `bundled-roots`, no roots: [`Client::new`] then
+    /// fails with `InvalidConfig` until a CA file, CA PEM or the system roots are set).
+    ///
+    /// [`Client::new`]: crate::Client::new
     ///
     /// Fails with `InvalidConfig` when the endpoint carries credentials (`user:pw@`), a query
     /// or fragment, a host that is not a DNS name, IPv4 address or bracketed IPv6 address, or

@@ -13,8 +13,10 @@ use crate::Client;
 
 /// Creates a configuration for `endpoint` (`https://host[:port][/base]`; `http://` only for
 /// loopback hosts) with a Deployment API key and secret. Trusts the bundled Mozilla roots
-/// until `fleets_config_set_ca_file` says otherwise; connect timeout 10 s, request deadline
-/// 30 s.
+/// until `fleets_config_set_ca_file` says otherwise (a library built without the cargo
+/// feature `bundled-roots` has none: `fleets_client_new` then fails with
+/// `FLEETS_ERR_INVALID_CONFIG` until a CA file, CA PEM or the system roots are set); connect
+/// timeout 10 s, request deadline 30 s.
 ///
 /// All three strings are required (NULL: `FLEETS_ERR_NULL_ARGUMENT`), copied, and may be
 /// freed after the call; the copy of the secret is zeroed when the configuration is freed.

@@ -102,7 +102,8 @@ pub const FLEETS_ERR_DISK_FULL: fleets_result = 420;
 /// directory, a state file that is not ours); the message names the file. Requests may have
 /// been sent before.
 pub const FLEETS_ERR_LOCAL_FILE: fleets_result = 421;
-/// A bug: a panic was caught at the C boundary.
+/// A bug: a panic was caught at the C boundary. Never returned by a library built with the
+/// `device` cargo profile (panic = "abort"): there a panic aborts the process.
 pub const FLEETS_ERR_PANIC: fleets_result = 900;
 /// A bug or resource exhaustion that has no better code.
 pub const FLEETS_ERR_INTERNAL: fleets_result = 901;
