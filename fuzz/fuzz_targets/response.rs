@@ -46,6 +46,19 @@ fn serve(mut s: TcpStream) {
     let _ = s.shutdown(std::net::Shutdown::Both);
 }
 
+/// An error body as the library keeps it: every form of the client's secret a server could
+/// echo replaced (src/redact.rs; longest first). Key "ak_fuzz", secret "secret".
+fn redacted(text: &str) -> String {
+    const NEEDLES: [&str; 3] = [
+        "YWtfZnV6ejpzZWNyZXQ=", // base64("ak_fuzz:secret"), the Authorization header
+        "c2VjcmV0",             // base64("secret")
+        "secret",
+    ];
+    NEEDLES
+        .iter()
+        .fold(text.to_owned(), |t, n| t.replace(n, "<redacted>"))
+}
+
 struct Handle(*mut fleets_client_t);
 // SAFETY: fleets clients are thread-safe; used from the fuzzing thread only.
 unsafe impl Send for Handle {}
@@ -322,10 +335,8 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(i32::from(status), http);
                 // 304 carries no body by definition (RFC 9110 15.4.5).
                 if !limited && status != 304 {
-                    assert_eq!(
-                        last_body.as_deref(),
-                        Some(&*String::from_utf8_lossy(body).into_owned().into_bytes())
-                    );
+                    let expected = redacted(&String::from_utf8_lossy(body));
+                    assert_eq!(last_body.as_deref(), Some(expected.as_bytes()));
                 }
             }
         }
