@@ -82,6 +82,32 @@ fn lookup_within(host_port: String, timeout: NextTimeout) -> Result<Vec<SocketAd
     }
 }
 
+impl CachingResolver {
+    /// Hands the cached addresses of `bare:port` to `keep` while the cache is locked; false
+    /// when there is no fresh entry. Compares without formatting `host:port`: a steady stream
+    /// of calls allocates nothing here.
+    fn cached(&self, bare: &str, port: u16, keep: impl FnOnce(&[SocketAddr])) -> bool {
+        let Ok(cache) = self.cache.lock() else {
+            return false;
+        };
+        let hit = cache.as_ref().filter(|c| {
+            c.host_port
+                .strip_prefix(bare)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(|p| p.parse::<u16>().ok())
+                == Some(port)
+                && c.at.elapsed() < DNS_CACHE_TTL
+        });
+        match hit {
+            Some(hit) => {
+                keep(&hit.addrs);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Resolver for CachingResolver {
     fn resolve(
         &self,
@@ -97,14 +123,24 @@ impl Resolver for CachingResolver {
             } else {
                 443
             });
-        let addrs = self.lookup(authority.host(), port, timeout)?;
         let mut result = self.empty();
-        for addr in config
-            .ip_family()
-            .keep_wanted(addrs.into_iter())
-            .take(MAX_ADDRS)
-        {
-            result.push(addr);
+        let mut keep = |addrs: &[SocketAddr]| {
+            for addr in config
+                .ip_family()
+                .keep_wanted(addrs.iter().copied())
+                .take(MAX_ADDRS)
+            {
+                result.push(addr);
+            }
+        };
+        // ureq resolves before every request: IP literals and cache hits go straight into
+        // ureq's fixed-size list, without an intermediate Vec.
+        let host = authority.host();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            keep(&[SocketAddr::new(ip, port)]);
+        } else if !self.cached(bare, port, &mut keep) {
+            keep(&self.lookup(host, port, timeout)?);
         }
         if result.is_empty() {
             return Err(ureq::Error::HostNotFound);
