@@ -177,7 +177,7 @@ impl Client {
                 config.endpoint.base.starts_with("http://"),
                 counters.clone(),
             ),
-            CachingResolver::default(),
+            CachingResolver::for_endpoint(&config.endpoint.base),
         );
 
         let base = config.endpoint.base.clone();
@@ -583,20 +583,26 @@ impl Client {
         let mut response = sent.map_err(|e| {
             self.name_the_proxy(response::transport_error(e, self.max_response_bytes))
         })?;
-        let header_text = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let headers = ResponseHeaders {
-            location: header_text(header::LOCATION),
-            retry_after: header_text(header::RETRY_AFTER)
-                .as_deref()
-                .and_then(retry::parse_retry_after),
-        };
         let status = response.status().as_u16();
+        // Location and Retry-After only matter to a redirect or an error: a 2xx answer skips
+        // the two header lookups.
+        let headers = if (200..300).contains(&status) {
+            ResponseHeaders::default()
+        } else {
+            let header_text = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            ResponseHeaders {
+                location: header_text(header::LOCATION),
+                retry_after: header_text(header::RETRY_AFTER)
+                    .as_deref()
+                    .and_then(retry::parse_retry_after),
+            }
+        };
         let body = response::read_body(response.body_mut(), self.max_response_bytes)?;
         response::classify(status, &headers, body)
     }

@@ -100,7 +100,18 @@ def _check_global(code: int) -> None:
         _raise_for(code, Credentials(None, None, ()))
 
 
-def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
+#: Encoded identifiers (thing names, client tokens) by their text: a device reports under
+#: the same few names on every call, so each is checked and encoded once. Bounded.
+_ENCODED: Dict[str, bytes] = {}
+_MAX_ENCODED = 256
+_JSON_DECODE = json.JSONDecoder().decode
+
+
+def _text(value: Optional[str], name: str, required: bool = True, cache: bool = True) -> Optional[bytes]:
+    if type(value) is str:
+        cached = _ENCODED.get(value)
+        if cached is not None:
+            return cached
     if value is None:
         if required:
             raise InvalidArgument(f"{name} is required", code=ResultCode.ERR_NULL_ARGUMENT)
@@ -110,9 +121,14 @@ def _text(value: Optional[str], name: str, required: bool = True) -> Optional[by
     if "\0" in value:
         raise InvalidArgument(f"{name} contains a NUL character", code=ResultCode.ERR_INVALID_ARGUMENT)
     try:
-        return value.encode("utf-8")
+        encoded = value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidArgument(f"{name} is not valid Unicode text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
+    if cache and len(value) <= 128 and type(value) is str:  # identifiers and tokens
+        if len(_ENCODED) >= _MAX_ENCODED:
+            _ENCODED.clear()
+        _ENCODED[value] = encoded
+    return encoded
 
 
 def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = False) -> Optional[bytes]:
@@ -128,7 +144,7 @@ def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = Fals
         raise InvalidArgument(f"{name} is nested too deeply to encode as JSON", code=ResultCode.ERR_INVALID_JSON) from None
     except (TypeError, ValueError) as e:
         raise InvalidArgument(f"{name} is not JSON-serializable: {e}", code=ResultCode.ERR_INVALID_JSON) from e
-    return _text(text, name)
+    return _text(text, name, cache=False)
 
 
 def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) -> int:
@@ -206,7 +222,9 @@ def _decode_body(body: bytes) -> JSON:
     depth limit; Python's decoder has one (the recursion limit) and refuses integers of more
     than ``sys.get_int_max_str_digits()`` digits."""
     try:
-        return json.loads(body)  # type: ignore[no-any-return]
+        # Decoded first: json.loads of bytes would detect the encoding on every call, and the
+        # library has checked that the body is UTF-8 (issue 16: ~0.7 us less per call).
+        return _JSON_DECODE(body.decode("utf-8"))  # type: ignore[no-any-return]
     except RecursionError:
         raise _UndecodableBody("JSON nested too deeply") from None
     except ValueError as e:  # also UnicodeDecodeError, though libfleets refuses non-UTF-8
