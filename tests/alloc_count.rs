@@ -113,12 +113,14 @@ fn measure(mut report: impl FnMut()) -> PerReport {
     }
 }
 
-/// Ceilings: the values measured when this test was written (issue 16), rounded up to the
-/// next whole allocation. Lower them when a change allocates less.
+/// Ceilings: the values measured (deterministic: a fresh emulator per test, so the same
+/// responses every run). Lower them when a change allocates less. Through the C ABI the
+/// previous response's buffer is reused (one allocation less); it is regrown when a response
+/// is longer than the last one (the shadow version gaining a digit: 2 reallocations in 200).
 const MAX_ALLOCS_RUST: f64 = 35.0;
 const MAX_REALLOCS_RUST: f64 = 1.0;
-const MAX_ALLOCS_C: f64 = 35.0;
-const MAX_REALLOCS_C: f64 = 1.0;
+const MAX_ALLOCS_C: f64 = 34.0;
+const MAX_REALLOCS_C: f64 = 1.01;
 
 #[test]
 fn rust_api_steady_state_report() {

@@ -94,3 +94,15 @@ func BenchmarkShadowReport(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkJSONArg: the cost of turning a reported object into the C argument (issue 16:
+// run with -benchmem; one allocation for the encoded document and its terminator).
+func BenchmarkJSONArg(b *testing.B) {
+	state := map[string]any{"temperature": 21.5, "humidity": 58, "firmware": "2.0.0", "uptime": 123456}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := fleets.JSONArg("reported", state, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
