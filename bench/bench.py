@@ -92,7 +92,8 @@ class Bench:
     def __init__(self, work, smoke):
         self.work, self.smoke = work, smoke
         self.runs = 1 if smoke else 5
-        self.slow_runs = 1 if smoke else 3  # valgrind, Python, Go
+        self.slow_runs = 1 if smoke else 3  # valgrind, Go
+        self.rounds_py = 1 if smoke else 5  # Python: alternating rounds of the three clients
         self.secs = 0.3 if smoke else 2.0
         self.emu = Emulator()
         self.env = self.emu.env()
@@ -291,11 +292,19 @@ class Bench:
         holder = {}
 
         def once():
-            p = run([str(py), str(ROOT / "bench" / "py_bench.py"), self.emu.endpoint, self.emu.ca, KEY, SECRET,
-                     "--seconds", str(self.secs), "--rounds", str(self.slow_runs)], env=env)
+            # pinned like the C rows: the client on its own core, the emulator on the others
+            p = run(self.pinned([str(py), str(ROOT / "bench" / "py_bench.py"), self.emu.endpoint, self.emu.ca,
+                                 KEY, SECRET, "--seconds", str(self.secs), "--rounds", str(self.rounds_py)]),
+                    env=env)
             holder.update(json.loads(p.stdout.strip().splitlines()[-1]))
             return None
-        self.track("py_requests", once)
+        if self.pinning:
+            self.emu.pin(self.pinning["emulator"])
+        try:
+            self.track("py_requests", once)
+        finally:
+            if self.pinning:
+                self.emu.pin(self.all_cpus)
         self.server["py_httpx"] = self.server["py_requests"]
         self.add("py_requests", "Python shadow_report vs requests.Session.post", "reports/s", "higher",
                  holder["fleets"], "requests", holder["requests"], target=5.0)
