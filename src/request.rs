@@ -49,6 +49,14 @@ impl<'a> Report<'a> {
     }
 
     pub(crate) fn body(&self) -> Result<Vec<u8>> {
+        let mut json = Vec::new();
+        self.write_body(&mut json)?;
+        Ok(json)
+    }
+
+    /// Serialises the body into `json` (cleared first), in one pass: the reported object is
+    /// copied as the caller wrote it, never parsed into a tree.
+    pub(crate) fn write_body(&self, json: &mut Vec<u8>) -> Result<()> {
         let body = wire::ShadowReport {
             thing_name: self.thing_name,
             state: wire::ReportedState {
@@ -57,7 +65,13 @@ impl<'a> Report<'a> {
             client_token: self.client_token,
             version: (self.version != 0).then_some(self.version),
         };
-        serialise(&body, self.thing_name.len() + self.reported.as_str().len())
+        json.clear();
+        json.reserve(
+            (self.thing_name.len() + self.reported.as_str().len())
+                .saturating_add(BODY_OVERHEAD_BYTES),
+        );
+        serde_json::to_writer(&mut *json, &body)
+            .map_err(|e| Error::new(ErrorCode::Internal, format!("encoding request: {e}")))
     }
 }
 

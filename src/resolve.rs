@@ -23,6 +23,10 @@ pub const DNS_CACHE_TTL: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub(crate) struct CachingResolver {
     cache: Mutex<Option<CachedLookup>>,
+    /// The endpoint's authority (`host:port` as written in its URL) and its address, when
+    /// the host is an IP literal: every request goes there, and is answered by comparing
+    /// the authority text instead of parsing the address again.
+    literal: Option<(String, SocketAddr)>,
 }
 
 #[derive(Debug)]
@@ -82,6 +86,50 @@ fn lookup_within(host_port: String, timeout: NextTimeout) -> Result<Vec<SocketAd
     }
 }
 
+impl CachingResolver {
+    /// A resolver for a client of `endpoint` (`scheme://authority[/base]`).
+    pub(crate) fn for_endpoint(endpoint: &str) -> CachingResolver {
+        let literal = endpoint.parse::<Uri>().ok().and_then(|uri| {
+            let authority = uri.authority()?;
+            let bare = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let ip = bare.parse::<IpAddr>().ok()?;
+            let port = authority.port_u16().unwrap_or(default_port(&uri));
+            Some((authority.as_str().to_owned(), SocketAddr::new(ip, port)))
+        });
+        CachingResolver {
+            literal,
+            ..CachingResolver::default()
+        }
+    }
+
+    /// Hands the cached addresses of `bare:port` to `keep` while the cache is locked; false
+    /// when there is no fresh entry. Compares without formatting `host:port`: a steady stream
+    /// of calls allocates nothing here.
+    fn cached(&self, bare: &str, port: u16, keep: impl FnOnce(&[SocketAddr])) -> bool {
+        let Ok(cache) = self.cache.lock() else {
+            return false;
+        };
+        let hit = cache.as_ref().filter(|c| {
+            c.host_port
+                .strip_prefix(bare)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(|p| p.parse::<u16>().ok())
+                == Some(port)
+                && c.at.elapsed() < DNS_CACHE_TTL
+        });
+        match hit {
+            Some(hit) => {
+                keep(&hit.addrs);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Resolver for CachingResolver {
     fn resolve(
         &self,
@@ -90,26 +138,50 @@ impl Resolver for CachingResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let authority = uri.authority().ok_or(ureq::Error::HostNotFound)?;
-        let port = authority
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("http") {
-                80
-            } else {
-                443
-            });
-        let addrs = self.lookup(authority.host(), port, timeout)?;
         let mut result = self.empty();
-        for addr in config
-            .ip_family()
-            .keep_wanted(addrs.into_iter())
-            .take(MAX_ADDRS)
-        {
-            result.push(addr);
+        if let Some((text, addr)) = &self.literal {
+            if authority.as_str() == text
+                && config
+                    .ip_family()
+                    .keep_wanted([*addr].into_iter())
+                    .next()
+                    .is_some()
+            {
+                result.push(*addr);
+                return Ok(result);
+            }
+        }
+        let port = authority.port_u16().unwrap_or(default_port(uri));
+        let mut keep = |addrs: &[SocketAddr]| {
+            for addr in config
+                .ip_family()
+                .keep_wanted(addrs.iter().copied())
+                .take(MAX_ADDRS)
+            {
+                result.push(addr);
+            }
+        };
+        // ureq resolves before every request: IP literals and cache hits go straight into
+        // ureq's fixed-size list, without an intermediate Vec.
+        let host = authority.host();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            keep(&[SocketAddr::new(ip, port)]);
+        } else if !self.cached(bare, port, &mut keep) {
+            keep(&self.lookup(host, port, timeout)?);
         }
         if result.is_empty() {
             return Err(ureq::Error::HostNotFound);
         }
         Ok(result)
+    }
+}
+
+fn default_port(uri: &Uri) -> u16 {
+    if uri.scheme_str() == Some("http") {
+        80
+    } else {
+        443
     }
 }
 
@@ -130,6 +202,35 @@ mod tests {
             vec!["[::1]:9".parse().unwrap()]
         );
         assert!(r.cache.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn ip_literal_endpoints_are_parsed_once() {
+        let r = CachingResolver::for_endpoint("https://127.0.0.1:8443");
+        assert_eq!(
+            r.literal,
+            Some(("127.0.0.1:8443".into(), "127.0.0.1:8443".parse().unwrap()))
+        );
+        let r = CachingResolver::for_endpoint("https://[::1]/base");
+        assert_eq!(
+            r.literal,
+            Some(("[::1]".into(), "[::1]:443".parse().unwrap()))
+        );
+        let r = CachingResolver::for_endpoint("http://127.0.0.1");
+        assert_eq!(r.literal.unwrap().1, "127.0.0.1:80".parse().unwrap());
+        assert!(CachingResolver::for_endpoint("https://localhost:8443")
+            .literal
+            .is_none());
+        // Requests to the endpoint resolve to it; others (a proxy, say) as before.
+        let r = CachingResolver::for_endpoint("https://127.0.0.1:8443");
+        let config = Config::default();
+        let t = NextTimeout::default();
+        let uri: Uri = "https://127.0.0.1:8443/api".parse().unwrap();
+        let got = r.resolve(&uri, &config, t).unwrap();
+        assert_eq!(&got[..], &["127.0.0.1:8443".parse().unwrap()]);
+        let other: Uri = "https://10.0.0.1:3128/".parse().unwrap();
+        let got = r.resolve(&other, &config, t).unwrap();
+        assert_eq!(&got[..], &["10.0.0.1:3128".parse().unwrap()]);
     }
 
     #[test]

@@ -107,6 +107,20 @@ pub(crate) fn classify(status: u16, headers: &ResponseHeaders, body: Vec<u8>) ->
     })
 }
 
+thread_local! {
+    /// A response buffer this thread no longer needs, for its next response.
+    static SPARE_BODY: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Keeps a response body the caller is done with for this thread's next response, unless
+/// it is larger than a body is ever preallocated.
+pub(crate) fn recycle_body(body: String) {
+    let buffer = body.into_bytes();
+    if buffer.capacity() <= MAX_PREALLOCATION {
+        SPARE_BODY.set(buffer);
+    }
+}
+
 /// Bytes reserved for a body before any of it arrived, at most: a header alone never makes
 /// the client allocate more.
 const MAX_PREALLOCATION: usize = 64 * 1024;
@@ -127,7 +141,10 @@ pub(crate) fn read_body(body: &mut ureq::Body, limit: usize) -> Result<Vec<u8>> 
         ));
     }
     let initial = declared.map_or(MIN_GROWTH, |n| n as usize);
-    let mut buffer = Vec::new();
+    // The C ABI hands back the buffer of the thread's previous response (see
+    // `recycle_body`): a steady stream of calls reads into the same memory.
+    let mut buffer = SPARE_BODY.take();
+    buffer.clear();
     grow(&mut buffer, initial.min(MAX_PREALLOCATION))?;
     let mut reader = body.with_config().limit(limit as u64).reader();
     let mut filled = 0;

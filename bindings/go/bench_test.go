@@ -20,7 +20,7 @@ var benchReported = json.RawMessage(`{"temperature":21.5,"humidity":58,"firmware
 
 // BenchmarkShadowReport compares ShadowReport through libfleets with Go's net/http posting
 // the same body to the same emulator: one shared keep-alive Transport verifying the same CA,
-// with as many idle connections per host as libfleets pools (8), reading the whole body.
+// with as many idle connections per host as libfleets pools (16), reading the whole body.
 //
 //	go test -run '^$' -bench ShadowReport -benchtime 3s
 func BenchmarkShadowReport(b *testing.B) {
@@ -40,7 +40,7 @@ func BenchmarkShadowReport(b *testing.B) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 8}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
 	url := emu.Endpoint + "/api/v1/thing-datas/shadow/reported"
@@ -94,3 +94,15 @@ func BenchmarkShadowReport(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkJSONArg: the cost of turning a reported object into the C argument (issue 16:
+// run with -benchmem; one allocation for the encoded document and its terminator).
+func BenchmarkJSONArg(b *testing.B) {
+	state := map[string]any{"temperature": 21.5, "humidity": 58, "firmware": "2.0.0", "uptime": 123456}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := fleets.JSONArg("reported", state, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

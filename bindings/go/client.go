@@ -12,6 +12,7 @@ package fleets
 import "C"
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -714,9 +715,11 @@ func jsonArg(field string, v any, required bool) ([]byte, error) {
 		if err != nil {
 			return nil, &Error{Code: CodeInvalidJSON, Message: field + ": " + err.Error(), err: err}
 		}
-		raw = b
+		// Our own buffer, and json.Marshal escapes NUL as \u0000: the terminator is appended
+		// in place (usually within its capacity) instead of copying the document again.
+		return append(b, 0), nil
 	}
-	if i := strings.IndexByte(string(raw), 0); i >= 0 {
+	if bytes.IndexByte(raw, 0) >= 0 {
 		return nil, &Error{Code: CodeInvalidJSON, Message: field + " contains a NUL byte"}
 	}
 	b := make([]byte, len(raw)+1)

@@ -11,3 +11,6 @@ func DeviceStatus(s ExecutionStatus) (uint32, error) { return s.deviceStatus() }
 
 // SetMaxResponseBytesResult is what fleets_config_set_max_response_bytes answers for n.
 func SetMaxResponseBytesResult(n uint64) Code { return setMaxResponseBytesResult(n) }
+
+// JSONArg is jsonArg: a JSON argument encoded and NUL-terminated for the C call.
+func JSONArg(field string, v any, required bool) ([]byte, error) { return jsonArg(field, v, required) }

@@ -306,7 +306,7 @@ pub unsafe extern "C" fn fleets_config_free(cfg: *mut fleets_config_t) {
 }
 
 /// Creates a client from a configuration. No connection is made until the first call; then
-/// keep-alive connections are pooled (up to 8 idle, each idle for at most 30 s).
+/// keep-alive connections are pooled (up to 16 idle, each idle for at most 30 s).
 ///
 /// `cfg` is only read: it may be freed right after. On success `*out` receives a new handle
 /// freed with `fleets_client_free`. A client is safe to use from many threads at once.

@@ -39,7 +39,10 @@ pub(crate) fn record_exchange(
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         last.http_status = http_status;
-        last.response = body;
+        // The body it replaces becomes the buffer of this thread's next response.
+        if let Some(old) = std::mem::replace(&mut last.response, body) {
+            crate::response::recycle_body(old);
+        }
         last.retry_after = retry_after;
     });
 }

@@ -100,7 +100,21 @@ def _check_global(code: int) -> None:
         _raise_for(code, Credentials(None, None, ()))
 
 
-def _text(value: Optional[str], name: str, required: bool = True) -> Optional[bytes]:
+#: Encoded identifiers (thing names, client tokens) by their text: a device reports under
+#: the same few names on every call, so each is checked and encoded once. Bounded.
+_ENCODED: Dict[str, bytes] = {}
+_MAX_ENCODED = 256
+_JSON_DECODE = json.JSONDecoder().decode
+#: One encoder for every call: json.dumps with non-default options builds a new JSONEncoder
+#: (and its C encoder) on each call, about half of what encoding a small object costs.
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _text(value: Optional[str], name: str, required: bool = True, cache: bool = True) -> Optional[bytes]:
+    if type(value) is str:
+        cached = _ENCODED.get(value)
+        if cached is not None:
+            return cached
     if value is None:
         if required:
             raise InvalidArgument(f"{name} is required", code=ResultCode.ERR_NULL_ARGUMENT)
@@ -110,9 +124,14 @@ def _text(value: Optional[str], name: str, required: bool = True) -> Optional[by
     if "\0" in value:
         raise InvalidArgument(f"{name} contains a NUL character", code=ResultCode.ERR_INVALID_ARGUMENT)
     try:
-        return value.encode("utf-8")
+        encoded = value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidArgument(f"{name} is not valid Unicode text", code=ResultCode.ERR_INVALID_ARGUMENT) from None
+    if cache and len(value) <= 128 and type(value) is str:  # identifiers and tokens
+        if len(_ENCODED) >= _MAX_ENCODED:
+            _ENCODED.clear()
+        _ENCODED[value] = encoded
+    return encoded
 
 
 def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = False) -> Optional[bytes]:
@@ -123,12 +142,12 @@ def _object(value: Optional[Mapping[str, Any]], name: str, required: bool = Fals
     if not isinstance(value, Mapping):
         raise TypeError(f"{name} must be a dict (a JSON object), not {type(value).__name__}")
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _JSON_ENCODE(value)
     except RecursionError:
         raise InvalidArgument(f"{name} is nested too deeply to encode as JSON", code=ResultCode.ERR_INVALID_JSON) from None
     except (TypeError, ValueError) as e:
         raise InvalidArgument(f"{name} is not JSON-serializable: {e}", code=ResultCode.ERR_INVALID_JSON) from e
-    return _text(text, name)
+    return _text(text, name, cache=False)
 
 
 def _int(value: Optional[int], name: str, lo: int, hi: int, default: int = 0) -> int:
@@ -206,7 +225,9 @@ def _decode_body(body: bytes) -> JSON:
     depth limit; Python's decoder has one (the recursion limit) and refuses integers of more
     than ``sys.get_int_max_str_digits()`` digits."""
     try:
-        return json.loads(body)  # type: ignore[no-any-return]
+        # Decoded first: json.loads of bytes would detect the encoding on every call, and the
+        # library has checked that the body is UTF-8 (issue 16: ~0.7 us less per call).
+        return _JSON_DECODE(body.decode("utf-8"))  # type: ignore[no-any-return]
     except RecursionError:
         raise _UndecodableBody("JSON nested too deeply") from None
     except ValueError as e:  # also UnicodeDecodeError, though libfleets refuses non-UTF-8
@@ -373,7 +394,10 @@ class Client:
         # Scrubbed from error messages; a reference to the caller's strings, never shown.
         self._credentials = credentials
         self._handle: Optional[int] = None
-        self._cond = threading.Condition(threading.Lock())
+        # The call path takes the condition's lock directly: entering a Lock is one C call,
+        # entering the Condition a Python-level method around the same lock.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._inflight = 0
         self._closed = False
         self._endpoint = ""
@@ -512,7 +536,7 @@ class Client:
     # ------------------------------------------------------------------ the call path
 
     def _call(self, fn: Callable[..., int], *args: Any) -> JSON:
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise ClientClosedError("the client is closed", code=ResultCode.ERR_NULL_ARGUMENT)
             self._inflight += 1
@@ -541,7 +565,7 @@ class Client:
                     body = ctypes.string_at(tls.buf, n) if n < tls.cap else _last_response()
                 _raise_for(code, self._credentials, body, exchange)
         finally:
-            with self._cond:
+            with self._lock:
                 self._inflight -= 1
                 if self._closed and not self._inflight:
                     self._cond.notify_all()
