@@ -32,6 +32,7 @@ lint:
 	@$(SETUP) check -q lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(LOCKED) -p fleets --lib --no-default-features --features bundled-roots -- -D warnings
 
 # The C programs in tests/c link the cdylib, which `cargo test` alone does not produce.
 test-rust:
@@ -39,6 +40,7 @@ test-rust:
 	$(CARGO) build $(LOCKED) -p fleets --lib
 	$(CARGO) test $(LOCKED) --workspace
 	$(CARGO) test $(LOCKED) -p fleets --no-default-features --test bundled_roots
+	$(CARGO) test $(LOCKED) -p fleets --no-default-features --features bundled-roots --test api
 
 # CMake build, C examples against the emulator, the C programs and examples under
 # ASan+UBSan and valgrind, install + consumer projects, aarch64 and armv7 cross builds

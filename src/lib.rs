@@ -14,6 +14,9 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Helpers shared with the outbox and the workflows are unused in a build without them; the
+// default build (both on) still reports dead code.
+#![cfg_attr(not(all(feature = "outbox", feature = "workflows")), allow(dead_code))]
 
 /// cbindgen:ignore
 mod client;
@@ -27,6 +30,7 @@ pub mod json;
 /// cbindgen:ignore
 mod logging;
 /// cbindgen:ignore
+#[cfg(feature = "outbox")]
 mod outbox;
 /// cbindgen:ignore
 mod redact;
@@ -47,6 +51,7 @@ mod validate;
 /// cbindgen:ignore
 mod wire;
 /// cbindgen:ignore
+#[cfg(feature = "workflows")]
 pub mod workflows;
 
 pub use client::{
@@ -59,6 +64,7 @@ pub use config::{
 };
 pub use error::{Error, ErrorCode, Result};
 pub use logging::{clear_log_callback, set_log_callback, LogLevel};
+#[cfg(feature = "outbox")]
 pub use outbox::{
     FlushOutcome, FullPolicy, Outbox, OutboxOptions, OutboxStats, SyncPolicy,
     DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_RECORDS, DEFAULT_OUTBOX_MAX_BYTES,
@@ -74,11 +80,14 @@ pub use validate::{
     JsonObject, MAX_CLIENT_TOKEN_LEN, MAX_IDENTIFIER_LEN, MAX_JSON_DEPTH, MAX_LABEL_LEN,
 };
 pub use wire::{ExecutionStatus, Severity};
+#[cfg(feature = "workflows")]
 pub use workflows::download::{DownloadOptions, DownloadReport, DOWNLOAD_CHUNK_BYTES};
+#[cfg(feature = "workflows")]
 pub use workflows::job_agent::{
     JobAgent, JobOutcome, JobRun, JobStep, StepResult, DEFAULT_MAX_STEP_ATTEMPTS,
     MAX_JOB_DETAILS_BYTES, MAX_JOB_STEPS,
 };
+#[cfg(feature = "workflows")]
 pub use workflows::shadow_sync::{ShadowSyncReport, SHADOW_SYNC_MAX_ROUNDS};
 
 /// The library version, from Cargo.toml.

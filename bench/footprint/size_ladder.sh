@@ -28,12 +28,15 @@ step() { # step "label" profile "cargo args" "rustflags" [env...]
 lld="-Clink-arg=-B$lld_dir -Clink-arg=-fuse-ld=lld"
 step "release (default build)" release "" ""
 step "device profile" device "" ""
-step "  + rust-lld with identical code folding (--icf=all)" device "" "$lld -Clink-arg=-Wl,--icf=all"
-step "  + packed relative relocations (DT_RELR: glibc >= 2.36 on the device)" device "" \
+# Devices that use neither the outbox nor the workflows (cargo features, on by default).
+lean="--no-default-features --features bundled-roots"
+step "  + without the outbox and the workflows ($lean)" device "$lean" ""
+step "  + rust-lld with identical code folding (--icf=all)" device "$lean" "$lld -Clink-arg=-Wl,--icf=all"
+step "  + packed relative relocations (DT_RELR: glibc >= 2.36 on the device)" device "$lean" \
   "$lld -Clink-arg=-Wl,--icf=all -Clink-arg=-Wl,-z,pack-relative-relocs"
-step "  + no unwind tables for Rust code (-Cforce-unwind-tables=no)" device "" \
+step "  + no unwind tables for Rust code (-Cforce-unwind-tables=no)" device "$lean" \
   "$lld -Clink-arg=-Wl,--icf=all -Clink-arg=-Wl,-z,pack-relative-relocs -Cforce-unwind-tables=no"
-step "  + opt-level s for every crate (~+30 % CPU per request)" device "" \
+step "  + opt-level s for every crate (~+30 % CPU per request)" device "$lean" \
   "$lld -Clink-arg=-Wl,--icf=all -Clink-arg=-Wl,-z,pack-relative-relocs -Cforce-unwind-tables=no" \
   CARGO_PROFILE_DEVICE_OPT_LEVEL=s
 step "  + without bundled roots (--no-default-features: a CA must be configured)" device \

@@ -12,8 +12,10 @@ mod last_call;
 mod library;
 mod observe;
 pub(crate) mod os;
+#[cfg(feature = "outbox")]
 mod outbox;
 mod types;
+#[cfg(feature = "workflows")]
 mod workflows;
 
 pub use calls::*;
@@ -21,6 +23,8 @@ pub use client::*;
 pub use json::*;
 pub use library::*;
 pub use observe::*;
+#[cfg(feature = "outbox")]
 pub use outbox::*;
 pub use types::*;
+#[cfg(feature = "workflows")]
 pub use workflows::*;
