@@ -12,7 +12,6 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::{c_char, CString};
-use std::ptr;
 
 use fleets::ffi::*;
 use fleets::ReportOptions;
@@ -149,19 +148,8 @@ fn rust_api_steady_state_report() {
 fn c_abi_steady_state_report() {
     let emu = common::emulator();
     let c = |s: &str| CString::new(s).unwrap();
-    let (endpoint, key, secret) = (c(emu.endpoint()), c(emu.api_key()), c(emu.api_secret()));
-    let ca = c(emu.ca_file().unwrap().to_str().unwrap());
     let (thing, reported, token) = (c(common::THING), c(REPORTED), c(TOKEN));
-    let mut cfg: *mut fleets_config_t = ptr::null_mut();
-    let mut client: *mut fleets_client_t = ptr::null_mut();
-    unsafe {
-        assert_eq!(
-            fleets_config_new(endpoint.as_ptr(), key.as_ptr(), secret.as_ptr(), &mut cfg),
-            FLEETS_OK
-        );
-        assert_eq!(fleets_config_set_ca_file(cfg, ca.as_ptr()), FLEETS_OK);
-        assert_eq!(fleets_client_new(cfg, &mut client), FLEETS_OK);
-    }
+    let client = common::c_client(&emu);
     let mut out = [0 as c_char; 4096];
     let mut len = 0usize;
     let m = measure(|| {
@@ -183,10 +171,7 @@ fn c_abi_steady_state_report() {
         "alloc_count c: {:.2} allocs, {:.2} reallocs, {:.0} bytes allocated per report",
         m.allocs, m.reallocs, m.bytes
     );
-    unsafe {
-        fleets_client_free(client);
-        fleets_config_free(cfg);
-    }
+    unsafe { fleets_client_free(client) };
     assert!(m.allocs <= MAX_ALLOCS_C, "{m:?}");
     assert!(m.reallocs <= MAX_REALLOCS_C, "{m:?}");
 }

@@ -39,6 +39,34 @@ pub fn client(emulator: &Emulator) -> Client {
     Client::new(&config(emulator)).expect("client")
 }
 
+/// The C ABI's view of [`client`]: a `fleets_client_t` for `emulator` that trusts its CA
+/// file (default retry policy; the configuration is freed here). Free it with
+/// `fleets_client_free`.
+pub fn c_client(emulator: &Emulator) -> *mut fleets::ffi::fleets_client_t {
+    use fleets::ffi::*;
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).unwrap();
+    let (endpoint, key, secret) = (
+        c(emulator.endpoint()),
+        c(emulator.api_key()),
+        c(emulator.api_secret()),
+    );
+    let ca = c(emulator.ca_file().unwrap().to_str().unwrap());
+    let (mut cfg, mut client) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: valid NUL-terminated strings and out pointers; the configuration is freed once
+    // the client holds its own copy.
+    unsafe {
+        assert_eq!(
+            fleets_config_new(endpoint.as_ptr(), key.as_ptr(), secret.as_ptr(), &mut cfg),
+            FLEETS_OK
+        );
+        assert_eq!(fleets_config_set_ca_file(cfg, ca.as_ptr()), FLEETS_OK);
+        assert_eq!(fleets_client_new(cfg, &mut client), FLEETS_OK);
+        fleets_config_free(cfg);
+    }
+    client
+}
+
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("JSON")
 }
